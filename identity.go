@@ -1,0 +1,80 @@
+// Package rotor is the core of the Rotor certificate authority: identities,
+// issuance and refusal records, the CSR policy and the issuing logic. It
+// imports only the standard library; HTTP, databases, HSMs and cloud KMS live
+// in adapter packages (api, store, signer, authn, client) around it.
+package rotor
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Identity is a workload identity: a Kubernetes-style namespace and service
+// account pair. The zero value is "unknown".
+type Identity struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"service_account"`
+}
+
+var (
+	// DNS-1123 label: the namespace rule in Kubernetes.
+	labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	// DNS-1123 subdomain: the service-account rule in Kubernetes.
+	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+)
+
+// Validate reports whether both parts are valid Kubernetes names, so that
+// they can be embedded in DNS and SPIFFE names without escaping.
+func (id Identity) Validate() error {
+	if !labelRE.MatchString(id.Namespace) {
+		return Errorf(EInvalid, "namespace %q is not a DNS-1123 label", id.Namespace)
+	}
+	if !subdomainRE.MatchString(id.ServiceAccount) {
+		return Errorf(EInvalid, "service account %q is not a DNS-1123 subdomain", id.ServiceAccount)
+	}
+	return nil
+}
+
+// IsZero reports whether the identity is unknown.
+func (id Identity) IsZero() bool { return id == Identity{} }
+
+// String is "namespace/service-account", the form used in logs.
+func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
+
+// DNSName is the Linkerd-style name carried as DNS SAN and subject CN:
+// <sa>.<ns>.serviceaccount.identity.rotor.<trust-domain>.
+func (id Identity) DNSName(trustDomain string) string {
+	return fmt.Sprintf("%s.%s.serviceaccount.identity.rotor.%s", id.ServiceAccount, id.Namespace, trustDomain)
+}
+
+// SPIFFEID is spiffe://<trust-domain>/ns/<ns>/sa/<sa>, carried as URI SAN.
+func (id Identity) SPIFFEID(trustDomain string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: "/ns/" + id.Namespace + "/sa/" + id.ServiceAccount}
+}
+
+// IdentityFromSPIFFEID parses a SPIFFE ID of the form Rotor issues within
+// trustDomain.
+func IdentityFromSPIFFEID(u *url.URL, trustDomain string) (Identity, error) {
+	if u == nil || u.Scheme != "spiffe" || u.Host != trustDomain {
+		return Identity{}, Errorf(EInvalid, "%v is not a SPIFFE ID in trust domain %s", u, trustDomain)
+	}
+	parts := strings.Split(u.Path, "/")
+	if len(parts) != 5 || parts[0] != "" || parts[1] != "ns" || parts[3] != "sa" || u.RawQuery != "" || u.Fragment != "" {
+		return Identity{}, Errorf(EInvalid, "%v is not of the form spiffe://%s/ns/<ns>/sa/<sa>", u, trustDomain)
+	}
+	id := Identity{Namespace: parts[2], ServiceAccount: parts[4]}
+	if err := id.Validate(); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+// ValidateTrustDomain checks that a trust domain is a lowercase DNS name.
+func ValidateTrustDomain(td string) error {
+	if len(td) == 0 || len(td) > 253 || !subdomainRE.MatchString(td) {
+		return Errorf(EInvalid, "trust domain %q is not a lowercase DNS name", td)
+	}
+	return nil
+}

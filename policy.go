@@ -1,0 +1,160 @@
+package rotor
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Policy decides what a caller may get. It is the one place that does:
+// stores and transports never decide who gets a certificate.
+type Policy struct {
+	// TrustDomain names the mesh: it ends DNS names and is the SPIFFE host.
+	TrustDomain string
+	// DefaultTTL is the lifetime of a certificate whose request names none.
+	DefaultTTL time.Duration
+	// MaxTTL caps what a request may ask for.
+	MaxTTL time.Duration
+	// ClockSkew backdates NotBefore so peers with slow clocks accept a
+	// fresh certificate.
+	ClockSkew time.Duration
+}
+
+// MinTTL is the shortest lifetime a request may ask for: short enough to
+// watch rotation in a test, long enough to survive one round trip.
+const MinTTL = time.Second
+
+// Validate checks the policy's own values.
+func (p Policy) Validate() error {
+	if err := ValidateTrustDomain(p.TrustDomain); err != nil {
+		return err
+	}
+	switch {
+	case p.DefaultTTL < MinTTL:
+		return fmt.Errorf("certificate TTL %v is shorter than %v", p.DefaultTTL, MinTTL)
+	case p.MaxTTL < p.DefaultTTL:
+		return fmt.Errorf("maximum certificate TTL %v is shorter than the default %v", p.MaxTTL, p.DefaultTTL)
+	case p.ClockSkew < 0:
+		return fmt.Errorf("clock skew %v is negative", p.ClockSkew)
+	}
+	return nil
+}
+
+// TTL resolves a requested lifetime: zero means the default; more than the
+// maximum is refused rather than silently shortened, so a misconfigured
+// agent hears about it.
+func (p Policy) TTL(requested time.Duration) (time.Duration, error) {
+	switch {
+	case requested == 0:
+		return p.DefaultTTL, nil
+	case requested < MinTTL:
+		return 0, Errorf(EInvalid, "ttl %v is shorter than the minimum %v", requested, MinTTL)
+	case requested > p.MaxTTL:
+		return 0, Errorf(EInvalid, "ttl %v is longer than this CA's maximum %v", requested, p.MaxTTL)
+	}
+	return requested, nil
+}
+
+// CheckedCSR is a CSR that passed the policy, with what the audit records of
+// its key.
+type CheckedCSR struct {
+	Request         *x509.CertificateRequest
+	KeyAlgorithm    string
+	KeySize         int
+	PublicKeySHA256 string
+	CSRSHA256       string
+}
+
+var oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+
+// CheckCSR parses a DER CSR and checks it for id: a valid self-signature
+// (checked once, here), an allowed key, and no names or CA usage beyond the
+// caller's own identity. Malformed input gives EBadCSR; a name or usage the
+// caller may not have gives EForbidden.
+func (p Policy) CheckCSR(der []byte, id Identity) (*CheckedCSR, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, WrapError(EBadCSR, err, "CSR is not a valid PKCS#10 request")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, WrapError(EBadCSR, err, "CSR signature does not verify")
+	}
+	alg, size, err := checkKey(csr.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkNames(csr, id); err != nil {
+		return nil, err
+	}
+	for _, ext := range csr.Extensions {
+		if !ext.Id.Equal(oidBasicConstraints) {
+			continue
+		}
+		var bc struct {
+			IsCA       bool `asn1:"optional"`
+			MaxPathLen int  `asn1:"optional,default:-1"`
+		}
+		if _, err := asn1.Unmarshal(ext.Value, &bc); err != nil {
+			return nil, WrapError(EBadCSR, err, "CSR basicConstraints extension is malformed")
+		}
+		if bc.IsCA {
+			return nil, Errorf(EForbidden, "CSR asks for a CA certificate; Rotor issues workload leaves only")
+		}
+	}
+	spki := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	whole := sha256.Sum256(der)
+	return &CheckedCSR{Request: csr, KeyAlgorithm: alg, KeySize: size,
+		PublicKeySHA256: hex.EncodeToString(spki[:]), CSRSHA256: hex.EncodeToString(whole[:])}, nil
+}
+
+func checkKey(pub any) (alg string, bits int, err error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return "", 0, Errorf(EBadCSR, "ECDSA curve %s is not allowed: use P-256 or P-384", k.Curve.Params().Name)
+		}
+		return "ECDSA", k.Curve.Params().BitSize, nil
+	case ed25519.PublicKey:
+		return "Ed25519", 256, nil
+	case *rsa.PublicKey:
+		n := k.N.BitLen()
+		if n < 2048 || n > 8192 {
+			return "", 0, Errorf(EBadCSR, "RSA key of %d bits is not allowed: use 2048 to 8192 bits", n)
+		}
+		if k.E < 65537 || k.E%2 == 0 {
+			return "", 0, Errorf(EBadCSR, "RSA public exponent %d is not allowed", k.E)
+		}
+		return "RSA", n, nil
+	}
+	return "", 0, Errorf(EBadCSR, "public key type %T is not allowed: use ECDSA P-256/P-384, Ed25519 or RSA", pub)
+}
+
+// checkNames allows no SANs (the CA fills them in) or exactly the caller's
+// own names; a subject CN, if any, must be the caller's DNS name.
+func (p Policy) checkNames(csr *x509.CertificateRequest, id Identity) error {
+	dns, uri := id.DNSName(p.TrustDomain), id.SPIFFEID(p.TrustDomain).String()
+	for _, n := range csr.DNSNames {
+		if n != dns {
+			return Errorf(EForbidden, "DNS name %q is not the caller's identity %s", n, dns)
+		}
+	}
+	for _, u := range csr.URIs {
+		if u.String() != uri {
+			return Errorf(EForbidden, "URI %q is not the caller's identity %s", u, uri)
+		}
+	}
+	if len(csr.EmailAddresses) > 0 || len(csr.IPAddresses) > 0 {
+		return Errorf(EForbidden, "e-mail and IP address SANs are not allowed in workload certificates")
+	}
+	if cn := csr.Subject.CommonName; cn != "" && cn != dns {
+		return Errorf(EForbidden, "subject common name %q is not the caller's identity %s", cn, dns)
+	}
+	return nil
+}

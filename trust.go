@@ -1,0 +1,158 @@
+package rotor
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Issuer is an issuing CA: its certificate, the chain sent with each leaf and
+// the key that signs. It is immutable; rotation swaps in a new one.
+type Issuer struct {
+	Certificate *x509.Certificate
+	// Chain is sent after each leaf: Certificate, then any intermediates
+	// above it, never the root.
+	Chain  []*x509.Certificate
+	Signer Signer
+	// KeyID is Certificate's subject key ID in hex, recorded with each
+	// issuance so operators can tell which issuer signed what.
+	KeyID string
+	// ChainPEM is Chain encoded once, as every response sends it.
+	ChainPEM []byte
+}
+
+// NewIssuer checks that cert is a CA certificate whose public key is the
+// signer's and builds the Issuer. intermediates are the certificates between
+// cert and the root, nearest first.
+func NewIssuer(cert *x509.Certificate, intermediates []*x509.Certificate, signer Signer) (*Issuer, error) {
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("issuer certificate %q is not a CA certificate with keyCertSign", cert.Subject)
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("issuer certificate %q does not match the signer's public key", cert.Subject)
+	}
+	if len(cert.SubjectKeyId) == 0 {
+		return nil, fmt.Errorf("issuer certificate %q has no subject key identifier", cert.Subject)
+	}
+	chain := append([]*x509.Certificate{cert}, intermediates...)
+	return &Issuer{Certificate: cert, Chain: chain, Signer: signer,
+		KeyID: hex.EncodeToString(cert.SubjectKeyId), ChainPEM: EncodeCertificates(chain)}, nil
+}
+
+// Bundle is the set of trust anchors served to workloads. It may hold several
+// roots while a root rotation is under way.
+type Bundle struct {
+	Roots []*x509.Certificate
+	// PEM is the roots encoded once, in a stable order.
+	PEM []byte
+	// Fingerprint is the lowercase hex SHA-256 over the sorted roots' DER: the
+	// same set of roots always gives the same fingerprint. It is the ETag of
+	// GET /v1/bundle and what agents report back.
+	Fingerprint string
+	pool        *x509.CertPool
+}
+
+// NewBundle builds a bundle from self-signed CA certificates.
+func NewBundle(roots []*x509.Certificate) (*Bundle, error) {
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("trust bundle is empty")
+	}
+	sorted := append([]*x509.Certificate(nil), roots...)
+	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].Raw, sorted[j].Raw) < 0 })
+	h := sha256.New()
+	pool := x509.NewCertPool()
+	for _, r := range sorted {
+		if !r.IsCA {
+			return nil, fmt.Errorf("trust bundle certificate %q is not a CA", r.Subject)
+		}
+		h.Write(r.Raw)
+		pool.AddCert(r)
+	}
+	return &Bundle{Roots: sorted, PEM: EncodeCertificates(sorted),
+		Fingerprint: hex.EncodeToString(h.Sum(nil)), pool: pool}, nil
+}
+
+// Pool returns the roots as a pool for verification. Callers must not
+// modify it.
+func (b *Bundle) Pool() *x509.CertPool { return b.pool }
+
+// Trust is what the CA signs with and what it tells workloads to trust,
+// swapped as one on rotation.
+type Trust struct {
+	Issuer *Issuer
+	Bundle *Bundle
+}
+
+// NewTrust checks that the issuer chains to a root in the bundle.
+func NewTrust(iss *Issuer, b *Bundle, now time.Time) (*Trust, error) {
+	inter := x509.NewCertPool()
+	for _, c := range iss.Chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := iss.Certificate.Verify(x509.VerifyOptions{Roots: b.Pool(), Intermediates: inter,
+		CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q does not chain to the trust bundle: %w", iss.Certificate.Subject, err)
+	}
+	return &Trust{Issuer: iss, Bundle: b}, nil
+}
+
+// VerifyLeaf verifies a leaf presented with its chain against the bundle, for
+// client authentication.
+func (t *Trust) VerifyLeaf(chain []*x509.Certificate, now time.Time) error {
+	if len(chain) == 0 {
+		return fmt.Errorf("no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: t.Bundle.Pool(), Intermediates: inter,
+		CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err
+}
+
+// TrustSource gives the current trust. Safe for concurrent use.
+type TrustSource interface {
+	Trust() *Trust
+}
+
+// EncodeCertificates PEM-encodes certificates in order.
+func EncodeCertificates(certs []*x509.Certificate) []byte {
+	var buf bytes.Buffer
+	for _, c := range certs {
+		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return buf.Bytes()
+}
+
+// ParseCertificates parses every CERTIFICATE block of a PEM document.
+func ParseCertificates(pemBytes []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, pemBytes = pem.Decode(pemBytes)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("no CERTIFICATE block found")
+	}
+	return certs, nil
+}
