@@ -1,0 +1,170 @@
+package rotor_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
+
+func testPolicy() rotor.Policy {
+	return rotor.Policy{TrustDomain: "cluster.local", DefaultTTL: 24 * time.Hour, MaxTTL: 48 * time.Hour, ClockSkew: 20 * time.Second}
+}
+
+func mustKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var k crypto.Signer
+	var err error
+	switch kind {
+	case "p256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "p384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "p224":
+		k, err = ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	case "ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	case "rsa1024":
+		k, err = rsa.GenerateKey(rand.Reader, 1024)
+	case "rsa2048":
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		t.Fatalf("unknown key kind %s", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustCSR(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
+	t.Helper()
+	if tmpl == nil {
+		tmpl = &x509.CertificateRequest{}
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestPolicyCheckCSR(t *testing.T) {
+	p := testPolicy()
+	dns := webapp.DNSName(p.TrustDomain)
+	spiffe := webapp.SPIFFEID(p.TrustDomain)
+	other, _ := url.Parse("spiffe://cluster.local/ns/default/sa/admin")
+	bc, _ := asn1.Marshal(struct {
+		IsCA bool
+	}{true})
+	p256 := mustKey(t, "p256")
+	badSig := mustCSR(t, p256, nil)
+	badSig[len(badSig)-5] ^= 0xff
+
+	tests := []struct {
+		name     string
+		csr      []byte
+		want     rotor.ErrorCode
+		wantAlg  string
+		wantSize int
+	}{
+		{name: "ok/ecdsa-p256", csr: mustCSR(t, p256, nil), wantAlg: "ECDSA", wantSize: 256},
+		{name: "ok/ecdsa-p384", csr: mustCSR(t, mustKey(t, "p384"), nil), wantAlg: "ECDSA", wantSize: 384},
+		{name: "ok/ed25519", csr: mustCSR(t, mustKey(t, "ed25519"), nil), wantAlg: "Ed25519", wantSize: 256},
+		{name: "ok/rsa-2048", csr: mustCSR(t, mustKey(t, "rsa2048"), nil), wantAlg: "RSA", wantSize: 2048},
+		{name: "ok/own-sans", csr: mustCSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: dns},
+			DNSNames: []string{dns}, URIs: []*url.URL{spiffe}}), wantAlg: "ECDSA", wantSize: 256},
+		{name: "fail/garbage", csr: []byte("not a csr"), want: rotor.EBadCSR},
+		{name: "fail/bad-signature", csr: badSig, want: rotor.EBadCSR},
+		{name: "fail/rsa-1024", csr: mustCSR(t, mustKey(t, "rsa1024"), nil), want: rotor.EBadCSR},
+		{name: "fail/ecdsa-p224", csr: mustCSR(t, mustKey(t, "p224"), nil), want: rotor.EBadCSR},
+		{name: "fail/san-for-other-identity", csr: mustCSR(t, p256, &x509.CertificateRequest{
+			DNSNames: []string{"admin.default.serviceaccount.identity.rotor.cluster.local"}}), want: rotor.EForbidden},
+		{name: "fail/uri-for-other-identity", csr: mustCSR(t, p256, &x509.CertificateRequest{URIs: []*url.URL{other}}), want: rotor.EForbidden},
+		{name: "fail/ip-san", csr: mustCSR(t, p256, &x509.CertificateRequest{IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}), want: rotor.EForbidden},
+		{name: "fail/email-san", csr: mustCSR(t, p256, &x509.CertificateRequest{EmailAddresses: []string{"a@b.c"}}), want: rotor.EForbidden},
+		{name: "fail/cn-other", csr: mustCSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "example.com"}}), want: rotor.EForbidden},
+		{name: "fail/ca-request", csr: mustCSR(t, p256, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: bc}}}), want: rotor.EForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := p.CheckCSR(tt.csr, webapp)
+			if code := rotor.ErrorCodeOf(err); code != tt.want {
+				t.Fatalf("CheckCSR code = %q (%v), want %q", code, err, tt.want)
+			}
+			if err != nil {
+				return
+			}
+			if got.KeyAlgorithm != tt.wantAlg || got.KeySize != tt.wantSize {
+				t.Errorf("key = %s/%d, want %s/%d", got.KeyAlgorithm, got.KeySize, tt.wantAlg, tt.wantSize)
+			}
+			if len(got.PublicKeySHA256) != 64 || len(got.CSRSHA256) != 64 {
+				t.Errorf("digests %q %q are not SHA-256 hex", got.PublicKeySHA256, got.CSRSHA256)
+			}
+		})
+	}
+}
+
+func TestPolicyTTL(t *testing.T) {
+	p := testPolicy()
+	tests := []struct {
+		name      string
+		requested time.Duration
+		want      time.Duration
+		wantCode  rotor.ErrorCode
+	}{
+		{name: "ok/default", requested: 0, want: 24 * time.Hour},
+		{name: "ok/shorter", requested: time.Hour, want: time.Hour},
+		{name: "ok/max", requested: 48 * time.Hour, want: 48 * time.Hour},
+		{name: "fail/over-max", requested: 49 * time.Hour, wantCode: rotor.EInvalid},
+		{name: "fail/under-min", requested: time.Millisecond, wantCode: rotor.EInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := p.TTL(tt.requested)
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Fatalf("TTL code = %q, want %q", code, tt.wantCode)
+			}
+			if got != tt.want {
+				t.Errorf("TTL = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*rotor.Policy)
+		ok     bool
+	}{
+		{name: "ok/default", mutate: func(*rotor.Policy) {}, ok: true},
+		{name: "fail/trust-domain-upper", mutate: func(p *rotor.Policy) { p.TrustDomain = "Cluster.Local" }},
+		{name: "fail/max-below-default", mutate: func(p *rotor.Policy) { p.MaxTTL = time.Hour }},
+		{name: "fail/ttl-zero", mutate: func(p *rotor.Policy) { p.DefaultTTL = 0 }},
+		{name: "fail/negative-skew", mutate: func(p *rotor.Policy) { p.ClockSkew = -time.Second }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := testPolicy()
+			tt.mutate(&p)
+			if err := p.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
