@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -156,3 +157,23 @@ func ParseCertificates(pemBytes []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// TrustHolder is a TrustSource whose trust can be replaced while requests
+// are in flight: each request reads the pointer once and finishes with the
+// issuer it read.
+type TrustHolder struct {
+	p atomic.Pointer[Trust]
+}
+
+// NewTrustHolder holds t.
+func NewTrustHolder(t *Trust) *TrustHolder {
+	h := &TrustHolder{}
+	h.p.Store(t)
+	return h
+}
+
+// Trust implements TrustSource.
+func (h *TrustHolder) Trust() *Trust { return h.p.Load() }
+
+// Set replaces the trust for requests that start from now on.
+func (h *TrustHolder) Set(t *Trust) { h.p.Store(t) }
