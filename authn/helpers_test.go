@@ -1,0 +1,117 @@
+package authn
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+const trustDomain = "cluster.local"
+
+var (
+	shopWeb = rotor.Identity{Namespace: "shop", ServiceAccount: "web"}
+	t0      = time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+)
+
+// clock is a settable time source, so tests move time instead of sleeping.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// writeFile writes data to a fresh file in t's temp dir.
+func writeFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// serverCAFile writes the PEM certificate of an httptest TLS server, for
+// clients that must verify it.
+func serverCAFile(t testing.TB, srv *httptest.Server) string {
+	t.Helper()
+	return writeFile(t, "server-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+}
+
+// checkResult asserts an authentication outcome: want "" means accepted as
+// wantID by authenticator name; errNoCreds means rotor.ErrNoCredentials.
+func checkResult(t *testing.T, caller rotor.Caller, err error, want rotor.ErrorCode, name string, wantID rotor.Identity) {
+	t.Helper()
+	if want == errNoCreds {
+		if !errors.Is(err, rotor.ErrNoCredentials) {
+			t.Fatalf("err = %v, want ErrNoCredentials", err)
+		}
+		return
+	}
+	if errors.Is(err, rotor.ErrNoCredentials) {
+		t.Fatalf("err = ErrNoCredentials, want code %q", want)
+	}
+	if code := rotor.ErrorCodeOf(err); code != want {
+		t.Fatalf("code = %q (%v), want %q", code, err, want)
+	}
+	if want != "" {
+		return
+	}
+	if caller.Identity != wantID || caller.Authenticator != name || caller.Subject == "" {
+		t.Fatalf("caller = %+v, want %v by %s with a subject", caller, wantID, name)
+	}
+}
+
+// errNoCreds marks cases expecting rotor.ErrNoCredentials in tables.
+const errNoCreds rotor.ErrorCode = "no-credentials"
+
+// memTokens is a TokenStore over a map, for tests that need one while the
+// SQLite store is elsewhere; down simulates an outage.
+type memTokens struct {
+	mu   sync.Mutex
+	m    map[string]rotor.StaticToken
+	down bool
+}
+
+func (s *memTokens) CreateToken(_ context.Context, tok rotor.StaticToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]rotor.StaticToken{}
+	}
+	s.m[string(tok.Hash)] = tok
+	return nil
+}
+
+func (s *memTokens) LookupToken(_ context.Context, hash []byte) (rotor.StaticToken, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return rotor.StaticToken{}, rotor.Errorf(rotor.EStoreUnavailable, "store down")
+	}
+	tok, ok := s.m[string(hash)]
+	if !ok {
+		return rotor.StaticToken{}, rotor.Errorf(rotor.ENotFound, "no such token")
+	}
+	return tok, nil
+}
