@@ -1,0 +1,45 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+)
+
+// bundleMediaType is RFC 8555's type for a PEM certificate sequence.
+const bundleMediaType = "application/pem-certificate-chain"
+
+// bundleMaxAge is how long clients and caches may reuse the bundle unasked.
+// Short: a root rotation must reach agents within a renewal period, and a
+// revalidation with If-None-Match costs a 304 without a body.
+const bundleMaxAge = "max-age=60"
+
+// getBundle serves the trust anchors with the bundle fingerprint as strong
+// ETag, so agents poll cheaply and learn of a rotation by the ETag changing.
+func (s *server) getBundle(w http.ResponseWriter, r *http.Request) {
+	b := s.cfg.Trust.Trust().Bundle
+	etag := `"` + b.Fingerprint + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", bundleMaxAge)
+	if etagMatches(r.Header.Values("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", bundleMediaType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b.PEM)
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2):
+// any listed tag, weak or strong, equal to etag matches, and so does "*".
+func etagMatches(headers []string, etag string) bool {
+	for _, h := range headers {
+		for _, tag := range strings.Split(h, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

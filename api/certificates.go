@@ -1,0 +1,229 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// issueRequest is the JSON body of POST /v1/certificates.
+type issueRequest struct {
+	CSR string `json:"csr"`
+	TTL string `json:"ttl,omitempty"`
+}
+
+// issuedCertificate is the 201 body of POST /v1/certificates.
+type issuedCertificate struct {
+	Serial      string    `json:"serial"`
+	Identity    string    `json:"identity"`
+	SPIFFEID    string    `json:"spiffe_id"`
+	Certificate string    `json:"certificate"`
+	Chain       string    `json:"chain"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	RenewAfter  time.Time `json:"renew_after"`
+}
+
+// issueCertificate handles POST /v1/certificates. It counts the outcome
+// here, where the answer is decided, so transport refusals (415, 413) are
+// counted alongside the core's.
+func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
+	req, err := s.readIssueRequest(w, r)
+	if err != nil {
+		s.metrics.refused(rotor.ErrorCodeOf(err))
+		s.problem.write(w, r, err)
+		return
+	}
+	iss, issuer, err := s.cfg.CA.Issue(r.Context(), req)
+	if err != nil {
+		s.metrics.refused(rotor.ErrorCodeOf(err))
+		s.problem.write(w, r, err)
+		return
+	}
+	s.metrics.issued()
+	td := s.cfg.TrustDomain
+	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
+	writeJSON(w, http.StatusCreated, issuedCertificate{
+		Serial:      iss.Serial,
+		Identity:    iss.Identity.DNSName(td),
+		SPIFFEID:    iss.Identity.SPIFFEID(td).String(),
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
+		Chain:       string(issuer.ChainPEM),
+		NotBefore:   iss.NotBefore.UTC(),
+		NotAfter:    iss.NotAfter.UTC(),
+		RenewAfter:  iss.RenewAfter().UTC(),
+	})
+}
+
+// readIssueRequest turns the HTTP request into the core's IssueRequest. It
+// only unwraps the CSR's PEM armour: parsing and checking the CSR happen
+// once, in rotor.Policy.CheckCSR, after the caller is authenticated.
+func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor.IssueRequest, error) {
+	var req rotor.IssueRequest
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mediaType != "application/json" && mediaType != "application/pkcs10") {
+		return req, rotor.Errorf(rotor.EUnsupportedMedia,
+			"send the CSR as application/json {\"csr\": PEM} or as application/pkcs10 (PEM or DER)")
+	}
+	if fp := r.Header.Get("Rotor-Bundle-Fingerprint"); fp != "" {
+		if !isLowerHex(fp, 64, 64) {
+			return req, rotor.Errorf(rotor.EInvalid, "Rotor-Bundle-Fingerprint must be 64 lowercase hex digits")
+		}
+		req.BundleFingerprint = fp
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return req, err
+	}
+	if mediaType == "application/pkcs10" {
+		req.CSR = unarmor(body)
+	} else {
+		var in issueRequest
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return req, rotor.Errorf(rotor.EInvalid, "request body is not a valid issue request: %v", err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return req, rotor.Errorf(rotor.EInvalid, "request body holds more than one JSON value")
+		}
+		if in.CSR == "" {
+			return req, rotor.Errorf(rotor.EInvalid, "csr is required")
+		}
+		if in.TTL != "" {
+			if req.TTL, err = time.ParseDuration(in.TTL); err != nil || req.TTL <= 0 {
+				return req, rotor.Errorf(rotor.EInvalid, "ttl %q is not a positive Go duration such as \"12h\"", in.TTL)
+			}
+		}
+		req.CSR = unarmor([]byte(in.CSR))
+	}
+	req.Credentials = rotor.Credentials{BearerToken: bearerToken(r.Header.Get("Authorization")),
+		RemoteAddr: r.RemoteAddr}
+	if r.TLS != nil {
+		req.Credentials.PeerCertificates = r.TLS.PeerCertificates
+	}
+	return req, nil
+}
+
+// readBody reads at most MaxBody bytes, refusing larger bodies up front when
+// Content-Length announces them.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := rotor.Errorf(rotor.ETooLarge, "request body exceeds %d bytes", s.cfg.MaxBody)
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge
+	case err != nil:
+		return nil, rotor.WrapError(rotor.EInvalid, err, "could not read the request body")
+	}
+	return body, nil
+}
+
+// unarmor returns the first PEM block's bytes, or b itself when it holds no
+// PEM (a DER request). Whatever it returns, the core parses: garbage is
+// refused there as bad-csr, after authentication, and audited.
+func unarmor(b []byte) []byte {
+	if block, _ := pem.Decode(b); block != nil {
+		return block.Bytes
+	}
+	return b
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header; any
+// other scheme carries no credential Rotor understands.
+func bearerToken(h string) string {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// certificateRecord is the 200 body of GET /v1/certificates/{serial}.
+type certificateRecord struct {
+	Serial            string    `json:"serial"`
+	Identity          string    `json:"identity"`
+	Namespace         string    `json:"namespace"`
+	ServiceAccount    string    `json:"service_account"`
+	SANs              []string  `json:"sans"`
+	KeyAlgorithm      string    `json:"key_algorithm"`
+	KeySize           int       `json:"key_size"`
+	PublicKeySHA256   string    `json:"public_key_sha256"`
+	CSRSHA256         string    `json:"csr_sha256"`
+	NotBefore         time.Time `json:"not_before"`
+	NotAfter          time.Time `json:"not_after"`
+	IssuedAt          time.Time `json:"issued_at"`
+	RenewAfter        time.Time `json:"renew_after"`
+	IssuerKeyID       string    `json:"issuer_key_id"`
+	Authenticator     string    `json:"authenticator"`
+	TokenSubject      string    `json:"token_subject"`
+	RemoteAddr        string    `json:"remote_addr"`
+	BundleFingerprint string    `json:"bundle_fingerprint,omitempty"`
+	Certificate       string    `json:"certificate"`
+}
+
+// getCertificate handles GET /v1/certificates/{serial}.
+func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
+	serial := chi.URLParam(r, "serial")
+	if !isLowerHex(serial, 1, 40) {
+		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to 40 lowercase hex digits"))
+		return
+	}
+	iss, err := s.finder.Issuance(r.Context(), serial)
+	if err != nil {
+		s.problem.write(w, r, err)
+		return
+	}
+	sans := iss.SANs
+	if sans == nil {
+		sans = []string{}
+	}
+	writeJSON(w, http.StatusOK, certificateRecord{
+		Serial: iss.Serial, Identity: iss.Identity.DNSName(s.cfg.TrustDomain),
+		Namespace: iss.Identity.Namespace, ServiceAccount: iss.Identity.ServiceAccount, SANs: sans,
+		KeyAlgorithm: iss.KeyAlgorithm, KeySize: iss.KeySize,
+		PublicKeySHA256: iss.PublicKeySHA256, CSRSHA256: iss.CSRSHA256,
+		NotBefore: iss.NotBefore.UTC(), NotAfter: iss.NotAfter.UTC(), IssuedAt: iss.IssuedAt.UTC(),
+		RenewAfter: iss.RenewAfter().UTC(), IssuerKeyID: iss.IssuerKeyID,
+		Authenticator: iss.Authenticator, TokenSubject: iss.TokenSubject, RemoteAddr: iss.RemoteAddr,
+		BundleFingerprint: iss.BundleFingerprint,
+		Certificate:       string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
+	})
+}
+
+// isLowerHex reports whether s is lo to hi lowercase hex digits.
+func isLowerHex(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSON answers v as JSON. Responses carry certificates made for one
+// caller, so no cache may keep them.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

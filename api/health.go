@@ -1,0 +1,125 @@
+package api
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// ReadyCheck is one dependency /readyz asks about.
+type ReadyCheck struct {
+	// Name appears in the problem detail and the log when the check fails.
+	Name string
+	// Check returns nil when the dependency can serve now. It must honour
+	// ctx; /readyz runs all checks at once under one short deadline.
+	Check func(ctx context.Context) error
+	// Code answers a failure whose error carries no code of HTTP status 503
+	// (a plain error, a deadline): rotor.EStoreUnavailable,
+	// rotor.ESignerUnavailable or rotor.EAuthUnavailable.
+	Code rotor.ErrorCode
+}
+
+func (c ReadyCheck) validate() error {
+	if c.Name == "" || c.Check == nil {
+		return fmt.Errorf("name and check function are required")
+	}
+	if _, e := entryFor(c.Code); e.Status != http.StatusServiceUnavailable {
+		return fmt.Errorf("check %q: code %q is not an unavailable code", c.Name, c.Code)
+	}
+	return nil
+}
+
+// StoreReady checks that the store answers: its Ping.
+func StoreReady(s interface{ Ping(context.Context) error }) ReadyCheck {
+	return ReadyCheck{Name: "store", Check: s.Ping, Code: rotor.EStoreUnavailable}
+}
+
+// SignerReady checks that the issuing key signs, and signs with the key the
+// issuer certificate names, by making and verifying one test signature.
+func SignerReady(s rotor.Signer) ReadyCheck {
+	return ReadyCheck{Name: "signer", Code: rotor.ESignerUnavailable, Check: func(ctx context.Context) error {
+		msg := []byte("rotor readiness probe")
+		digest := sha256.Sum256(msg)
+		pub := s.Public()
+		var opts crypto.SignerOpts = crypto.SHA256
+		signed := digest[:]
+		if _, ok := pub.(ed25519.PublicKey); ok {
+			opts, signed = crypto.Hash(0), msg // Ed25519 signs the message itself
+		}
+		sig, err := s.Sign(ctx, signed, opts)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		switch k := pub.(type) {
+		case *ecdsa.PublicKey:
+			ok = ecdsa.VerifyASN1(k, digest[:], sig)
+		case ed25519.PublicKey:
+			ok = ed25519.Verify(k, msg, sig)
+		case *rsa.PublicKey:
+			ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
+		default:
+			return fmt.Errorf("signer public key type %T is not supported", pub)
+		}
+		if !ok {
+			return fmt.Errorf("test signature does not verify with the signer's public key")
+		}
+		return nil
+	}}
+}
+
+// health answers that the process is up; it checks nothing else, so a
+// database outage does not get the CA restarted.
+func (s *server) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// ready runs every check in parallel under ReadyTimeout and answers 200, or
+// 503 with the first failing check (in configuration order) named.
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	errs := make([]error, len(s.cfg.Ready))
+	var wg sync.WaitGroup
+	for i, c := range s.cfg.Ready {
+		wg.Go(func() { errs[i] = c.Check(ctx) })
+	}
+	wg.Wait()
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		c := s.cfg.Ready[i]
+		code, why := rotor.ErrorCodeOf(err), rotor.ErrorMessageOf(err)
+		if _, e := entryFor(code); e.Status != http.StatusServiceUnavailable {
+			code, why = c.Code, "it did not answer in time or failed"
+		}
+		err = rotor.WrapError(code, err, "readiness check %q failed: %s", c.Name, why)
+		s.log.Warn("not ready", "check", c.Name, "code", code, "error", err)
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		s.problem.write(w, r, first)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// openAPI serves the contract the server is held to.
+func (s *server) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(rotor.OpenAPI)
+}
