@@ -97,7 +97,7 @@ func TestJWTKeyRotation(t *testing.T) {
 	step(t, a, srv, clk, "rsa-1", "", 1) // then cached
 	srv.update(func(s *jwksServer) { s.body = jwksOf(t, "rsa-1", "rsa-2") })
 	clk.Advance(30 * time.Second)
-	step(t, a, srv, clk, "rsa-2", "", 2)                      // unknown kid: refetch
+	step(t, a, srv, clk, "rsa-2", "", 2)                     // unknown kid: refetch
 	step(t, a, srv, clk, "rogue", rotor.EUnauthenticated, 2) // unknown kid again: rate-limited
 	clk.Advance(30 * time.Second)
 	step(t, a, srv, clk, "rogue", rotor.EUnauthenticated, 3) // allowed again, still unknown
@@ -173,7 +173,7 @@ func TestJWTServerOutage(t *testing.T) {
 	srv.update(down)
 	clk.Advance(30 * time.Second)
 	step(t, a, srv, clk, "rogue", rotor.EAuthUnavailable, 3) // could be a new key we cannot fetch
-	step(t, a, srv, clk, "ec-256", "", 3)                     // cached keys keep working
+	step(t, a, srv, clk, "ec-256", "", 3)                    // cached keys keep working
 	srv.update(up)
 	clk.Advance(30 * time.Second)
 	step(t, a, srv, clk, "rogue", rotor.EUnauthenticated, 4)

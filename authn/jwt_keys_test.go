@@ -53,7 +53,7 @@ var testKeys = sync.OnceValue(func() map[string]signingKey {
 		{kid: "rsa-pss", alg: jose.PS256, jwks: "PS256", priv: rsaKey()},
 		{kid: "ec-256", alg: jose.ES256, jwks: "ES256", priv: ecKey(elliptic.P256())},
 		{kid: "ec-384", alg: jose.ES384, jwks: "", priv: ecKey(elliptic.P384())},
-		{kid: "rsa-2", alg: jose.RS256, jwks: "RS256", priv: rsaKey()},    // published only after rotation
+		{kid: "rsa-2", alg: jose.RS256, jwks: "RS256", priv: rsaKey()},               // published only after rotation
 		{kid: "rogue", alg: jose.ES256, jwks: "ES256", priv: ecKey(elliptic.P256())}, // never published
 	} {
 		keys[k.kid] = k
