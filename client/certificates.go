@@ -1,0 +1,186 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// IssueRequest asks for a certificate for the caller's own identity.
+type IssueRequest struct {
+	// CSR is a PKCS#10 request, DER or PEM, signed by the workload's key.
+	CSR []byte
+	// TTL asks for a lifetime; zero means the CA's default.
+	TTL time.Duration
+	// Token authenticates with "Authorization: Bearer"; never logged.
+	Token string
+	// ClientCertificate authenticates over mTLS with a still-valid
+	// certificate this CA issued (renewal). Set it or Token.
+	ClientCertificate *tls.Certificate
+	// BundleFingerprint tells the CA which trust bundle the caller holds
+	// (header Rotor-Bundle-Fingerprint), for its audit; "" sends none.
+	BundleFingerprint string
+}
+
+// Issued is a certificate the CA issued.
+type Issued struct {
+	Serial string
+	// Name is the DNS identity, e.g.
+	// webapp.default.serviceaccount.identity.rotor.cluster.local.
+	Name     string
+	SPIFFEID string
+	Leaf     *x509.Certificate
+	// Chain is the issuer and any intermediates, nearest first; never the
+	// root.
+	Chain []*x509.Certificate
+	// PEM is the leaf then the chain: what cert.pem holds.
+	PEM                             []byte
+	NotBefore, NotAfter, RenewAfter time.Time
+}
+
+type issueBody struct {
+	CSR string `json:"csr"`
+	TTL string `json:"ttl,omitempty"`
+}
+
+type issuedBody struct {
+	Serial      string    `json:"serial"`
+	Identity    string    `json:"identity"`
+	SPIFFEID    string    `json:"spiffe_id"`
+	Certificate string    `json:"certificate"`
+	Chain       string    `json:"chain"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	RenewAfter  time.Time `json:"renew_after"`
+}
+
+// Issue sends a CSR and returns the issued certificate after checking that
+// it certifies the CSR's key. The key itself never leaves the caller.
+func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
+	der := r.CSR
+	if block, _ := pem.Decode(r.CSR); block != nil {
+		der = block.Bytes
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, rotor.WrapError(rotor.EBadCSR, err, "CSR is not a valid PKCS#10 request")
+	}
+	body := issueBody{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))}
+	if r.TTL > 0 {
+		body.TTL = r.TTL.String()
+	}
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, rotor.WrapError(rotor.EInternal, err, "cannot encode the issue request")
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/certificates", bytes.NewReader(buf))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if r.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.Token)
+	}
+	if r.BundleFingerprint != "" {
+		req.Header.Set("Rotor-Bundle-Fingerprint", r.BundleFingerprint)
+	}
+	hc := c.http
+	if r.ClientCertificate != nil {
+		hc = c.withCertificate(r.ClientCertificate)
+	}
+	resp, err := c.do(hc, req, http.StatusCreated)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out issuedBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&out); err != nil {
+		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate")
+	}
+	return out.issued(csr.PublicKey)
+}
+
+// issued parses the answer and checks it certifies pub: a CA (or anything
+// between) answering with someone else's certificate must not get it
+// written beside our key.
+func (b *issuedBody) issued(pub crypto.PublicKey) (*Issued, error) {
+	leaf, err := rotor.ParseCertificates([]byte(b.Certificate))
+	if err != nil {
+		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable certificate")
+	}
+	var chain []*x509.Certificate
+	if b.Chain != "" {
+		if chain, err = rotor.ParseCertificates([]byte(b.Chain)); err != nil {
+			return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable chain")
+		}
+	}
+	k, ok := leaf[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !k.Equal(pub) {
+		return nil, rotor.Errorf(rotor.EInternal, "CA answered certificate %s for a key other than the CSR's", b.Serial)
+	}
+	all := append(leaf[:1:1], chain...)
+	return &Issued{Serial: b.Serial, Name: b.Identity, SPIFFEID: b.SPIFFEID, Leaf: leaf[0], Chain: chain,
+		PEM: rotor.EncodeCertificates(all), NotBefore: b.NotBefore, NotAfter: b.NotAfter,
+		RenewAfter: b.RenewAfter}, nil
+}
+
+// CertificateRecord is the CA's audit record of one issuance.
+type CertificateRecord struct {
+	rotor.Issuance
+	// Name is the DNS identity.
+	Name       string
+	RenewAfter time.Time
+}
+
+// recordBody is the wire form: its flat "identity" (the DNS name) shadows
+// the embedded Issuance's structured one, which comes as namespace and
+// service_account instead.
+type recordBody struct {
+	rotor.Issuance
+	Identity       string    `json:"identity"`
+	Namespace      string    `json:"namespace"`
+	ServiceAccount string    `json:"service_account"`
+	RenewAfter     time.Time `json:"renew_after"`
+	Certificate    string    `json:"certificate"`
+}
+
+// Certificate looks up the issuance with the given serial (lowercase hex).
+// An unknown serial gives rotor.ENotFound.
+func (c *Client) Certificate(ctx context.Context, serial string) (*CertificateRecord, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(serial), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.do(c.http, req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var b recordBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&b); err != nil {
+		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate record")
+	}
+	leaf, err := rotor.ParseCertificates([]byte(b.Certificate))
+	if err != nil {
+		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable certificate")
+	}
+	rec := &CertificateRecord{Issuance: b.Issuance, Name: b.Identity, RenewAfter: b.RenewAfter}
+	rec.Identity = rotor.Identity{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount}
+	rec.Certificate = leaf[0].Raw
+	if rec.Serial != serial {
+		return nil, rotor.Errorf(rotor.EInternal, "CA answered record %s for serial %s", rec.Serial, serial)
+	}
+	return rec, nil
+}
