@@ -1,0 +1,168 @@
+package authn
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"math/big"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// testPKI is a real root and issuer made the way rotor-ca makes them.
+type testPKI struct {
+	root   *x509.Certificate
+	issuer *rotor.Issuer
+}
+
+func newPKI(t testing.TB, name string) *testPKI {
+	t.Helper()
+	ctx := context.Background()
+	rootKey := newECKey(t)
+	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: name + " root", Lifetime: 365 * 24 * time.Hour,
+		PathLen: 1, Now: t0}, rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issKey := newECKey(t)
+	issCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: name + " issuer", Lifetime: 30 * 24 * time.Hour,
+		Now: t0}, issKey.Public(), root, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := rotor.NewIssuer(issCert, nil, rotor.LocalSigner{Key: issKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testPKI{root: root, issuer: issuer}
+}
+
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// trust returns a TrustSource signing with p's issuer and trusting p's root
+// and the extra roots.
+func (p *testPKI) trust(t testing.TB, extraRoots ...*x509.Certificate) rotor.TrustSource {
+	t.Helper()
+	bundle, err := rotor.NewBundle(append([]*x509.Certificate{p.root}, extraRoots...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := rotor.NewTrust(p.issuer, bundle, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rotor.NewTrustHolder(tr)
+}
+
+// leaf issues a workload leaf for id in td the way the CA does, after edit,
+// and returns it with the chain a client presents (leaf, issuer).
+func (p *testPKI) leaf(t testing.TB, id rotor.Identity, td string, edit func(*x509.Certificate)) []*x509.Certificate {
+	t.Helper()
+	dns := id.DNSName(td)
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).SetBytes([]byte{0x4a, 0x0b, 0xcd, 0xef, 0x01, 0x23, 0x45, byte(len(dns))}),
+		Subject:      pkix.Name{CommonName: dns},
+		DNSNames:     []string{dns},
+		URIs:         []*url.URL{id.SPIFFEID(td)},
+		NotBefore:    t0.Add(-time.Minute),
+		NotAfter:     t0.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if edit != nil {
+		edit(tmpl)
+	}
+	key := newECKey(t)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.issuer.Certificate, key.Public(),
+		rotor.CryptoSigner(context.Background(), p.issuer.Signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*x509.Certificate{cert, p.issuer.Certificate}
+}
+
+func TestMTLS(t *testing.T) {
+	t.Parallel()
+	pki, other, next := newPKI(t, "current"), newPKI(t, "other"), newPKI(t, "next")
+	a := NewMTLS(pki.trust(t), trustDomain, func() time.Time { return t0 })
+	// Mid root rotation: the new issuer signs, both roots are trusted.
+	rotating := NewMTLS(next.trust(t, pki.root), trustDomain, func() time.Time { return t0 })
+	admin := rotor.Identity{Namespace: "shop", ServiceAccount: "admin"}
+	tests := []struct {
+		name  string
+		auth  *MTLS
+		chain []*x509.Certificate
+		want  rotor.ErrorCode
+	}{
+		{name: "ok/issued-leaf", chain: pki.leaf(t, shopWeb, trustDomain, nil)},
+		{name: "ok/old-root-during-rotation", auth: rotating, chain: pki.leaf(t, shopWeb, trustDomain, nil)},
+		{name: "fail/expired", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = t0.Add(-25*time.Hour), t0.Add(-time.Hour)
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/not-yet-valid", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.NotBefore = t0.Add(time.Hour)
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/other-root", chain: other.leaf(t, shopWeb, trustDomain, nil), want: rotor.EUnauthenticated},
+		{name: "fail/retired-root", auth: NewMTLS(next.trust(t), trustDomain, func() time.Time { return t0 }),
+			chain: pki.leaf(t, shopWeb, trustDomain, nil), want: rotor.EUnauthenticated},
+		{name: "fail/missing-intermediate", chain: pki.leaf(t, shopWeb, trustDomain, nil)[:1], want: rotor.EUnauthenticated},
+		{name: "fail/no-uri-san", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) { c.URIs = nil }),
+			want: rotor.EUnauthenticated},
+		{name: "fail/two-uri-sans", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.URIs = append(c.URIs, admin.SPIFFEID(trustDomain))
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/other-trust-domain", chain: pki.leaf(t, shopWeb, "other.local", nil), want: rotor.EUnauthenticated},
+		{name: "fail/dns-san-for-other-identity", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.DNSNames = []string{admin.DNSName(trustDomain)}
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/extra-dns-san", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.DNSNames = append(c.DNSNames, "web.example.com")
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/no-dns-san", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) { c.DNSNames = nil }),
+			want: rotor.EUnauthenticated},
+		{name: "fail/server-auth-only", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/ca-cert-as-leaf", chain: []*x509.Certificate{pki.issuer.Certificate, pki.root}, want: rotor.EUnauthenticated},
+		{name: "fail/ca-cert-with-workload-sans", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
+			c.IsCA, c.BasicConstraintsValid, c.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
+		}), want: rotor.EUnauthenticated},
+		{name: "fail/root-as-leaf", chain: []*x509.Certificate{pki.root}, want: rotor.EUnauthenticated},
+		{name: "no-creds/none", chain: nil, want: errNoCreds},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			auth := tt.auth
+			if auth == nil {
+				auth = a
+			}
+			caller, err := auth.Authenticate(context.Background(), rotor.Credentials{PeerCertificates: tt.chain})
+			checkResult(t, caller, err, tt.want, NameMTLS, shopWeb)
+			if err != nil {
+				return
+			}
+			if want := "serial:" + hex.EncodeToString(tt.chain[0].SerialNumber.Bytes()); caller.Subject != want {
+				t.Errorf("subject = %q, want %q", caller.Subject, want)
+			}
+		})
+	}
+}
