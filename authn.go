@@ -33,6 +33,10 @@ type Caller struct {
 // credentials carry nothing it understands, so the next one is tried.
 var ErrNoCredentials = &Error{Code: EUnauthenticated, Message: "no credentials: send Authorization: Bearer <token> or a client certificate issued by this CA"}
 
+// errTokenNotAccepted answers a bearer token that no configured
+// authenticator recognises, e.g. a JWT when only static tokens are on.
+var errTokenNotAccepted = &Error{Code: EUnauthenticated, Message: "the bearer token is not of a kind this CA accepts: use a token from \"rotor-ca token create\" or a service-account token the CA is configured for"}
+
 // Authenticator turns credentials into a caller.
 //
 // Authenticate must be safe for concurrent use and honour ctx. It returns
@@ -74,6 +78,8 @@ func (as Authenticators) Authenticate(ctx context.Context, cred Credentials) (Ca
 		return Caller{}, unavailable
 	case rejected != nil:
 		return Caller{}, rejected
+	case cred.BearerToken != "":
+		return Caller{}, errTokenNotAccepted
 	}
 	return Caller{}, ErrNoCredentials
 }

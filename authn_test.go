@@ -22,6 +22,7 @@ func TestAuthenticatorsOrder(t *testing.T) {
 	tests := []struct {
 		name  string
 		chain rotor.Authenticators
+		token string
 		want  rotor.ErrorCode
 	}{
 		{name: "ok/first", chain: rotor.Authenticators{accept, reject}},
@@ -29,18 +30,19 @@ func TestAuthenticatorsOrder(t *testing.T) {
 		{name: "fail/empty", chain: nil, want: rotor.EUnauthenticated},
 		{name: "fail/outage-outranks-rejection", chain: rotor.Authenticators{reject, down}, want: rotor.EAuthUnavailable},
 		{name: "fail/rejection-outranks-no-credentials", chain: rotor.Authenticators{notMine, reject}, want: rotor.EUnauthenticated},
+		{name: "fail/token-nobody-claims", chain: rotor.Authenticators{notMine}, token: "opaque", want: rotor.EUnauthenticated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			caller, err := tt.chain.Authenticate(context.Background(), rotor.Credentials{})
+			caller, err := tt.chain.Authenticate(context.Background(), rotor.Credentials{BearerToken: tt.token})
 			if code := rotor.ErrorCodeOf(err); code != tt.want {
 				t.Fatalf("code = %q (%v), want %q", code, err, tt.want)
 			}
 			if err == nil && caller.Identity != webapp {
 				t.Errorf("caller = %+v", caller)
 			}
-			if tt.name == "fail/rejection-outranks-no-credentials" && errors.Is(err, rotor.ErrNoCredentials) {
-				t.Errorf("got no-credentials, want the rejection")
+			if (tt.token != "" || tt.name == "fail/rejection-outranks-no-credentials") && errors.Is(err, rotor.ErrNoCredentials) {
+				t.Errorf("got no-credentials, but credentials were sent")
 			}
 		})
 	}

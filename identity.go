@@ -40,8 +40,14 @@ func (id Identity) Validate() error {
 // IsZero reports whether the identity is unknown.
 func (id Identity) IsZero() bool { return id == Identity{} }
 
-// String is "namespace/service-account", the form used in logs.
-func (id Identity) String() string { return id.Namespace + "/" + id.ServiceAccount }
+// String is "namespace/service-account", the form used in logs, or "" for
+// the unknown identity.
+func (id Identity) String() string {
+	if id.IsZero() {
+		return ""
+	}
+	return id.Namespace + "/" + id.ServiceAccount
+}
 
 // DNSName is the Linkerd-style name carried as DNS SAN and subject CN:
 // <sa>.<ns>.serviceaccount.identity.rotor.<trust-domain>.
