@@ -124,4 +124,3 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
-
