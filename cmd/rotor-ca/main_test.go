@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rotorCA is the binary under test, built once by TestMain.
+var rotorCA string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotor-ca-test")
+	if err != nil {
+		panic(err)
+	}
+	rotorCA = filepath.Join(dir, "rotor-ca")
+	if out, err := exec.Command("go", "build", "-o", rotorCA, ".").CombinedOutput(); err != nil {
+		panic("build rotor-ca: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// caProcess is a running "rotor-ca serve".
+type caProcess struct {
+	URL     string
+	DataDir string
+	cmd     *exec.Cmd
+	logs    *bytes.Buffer
+}
+
+var servingRE = regexp.MustCompile(`msg="rotor-ca serving" addr=(https://\S+)`)
+
+// startCA runs "rotor-ca serve" on a free port and waits until it serves.
+func startCA(t *testing.T, dataDir string, args ...string) *caProcess {
+	t.Helper()
+	cmd := exec.Command(rotorCA, append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &caProcess{DataDir: dataDir, cmd: cmd, logs: &bytes.Buffer{}}
+	t.Cleanup(func() { p.stop(t) })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				found <- m[1]
+			}
+		}
+		close(found)
+	}()
+	select {
+	case u, ok := <-found:
+		if !ok {
+			t.Fatalf("rotor-ca exited before serving:\n%s", p.logs)
+		}
+		p.URL = u
+	case <-time.After(30 * time.Second):
+		t.Fatalf("rotor-ca did not start in time:\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *caProcess) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("rotor-ca did not exit cleanly on SIGINT: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Errorf("rotor-ca did not stop within 20s of SIGINT")
+	}
+}
+
+// rotorCACmd runs a rotor-ca subcommand and returns stdout, stderr and the
+// exit code.
+func rotorCACmd(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(rotorCA, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func createToken(t *testing.T, dataDir, ns, sa string) string {
+	t.Helper()
+	out, errOut, code := rotorCACmd(t, nil, "token", "create", "--data-dir", dataDir, "--namespace", ns, "--service-account", sa)
+	if code != 0 {
+		t.Fatalf("token create: exit %d: %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	if !strings.HasPrefix(token, "rotor_") || strings.Contains(token, "\n") {
+		t.Fatalf("token create printed %q, want the token alone", out)
+	}
+	if strings.Contains(errOut, token) {
+		t.Fatal("token create logged the token")
+	}
+	return token
+}
+
+// TestQuickStart follows the README: serve on the embedded default, create
+// a token, make a key and CSR with openssl, get a certificate with curl, and
+// check it with openssl verify against the bundle.
+func TestQuickStart(t *testing.T) {
+	for _, tool := range []string{"openssl", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed for the quick start: apt-get install -y %s", tool, tool)
+		}
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "rotor-data")
+	ca := startCA(t, data)
+	for _, f := range []string{"root.key", "issuer.key"} {
+		st, err := os.Stat(filepath.Join(data, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	token := createToken(t, data, "default", "webapp")
+	run := func(name string, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return out
+	}
+	run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "key.pem", "-subj", "/", "-out", "req.csr")
+	body := run("curl", "-sS", "--fail-with-body", "--cacert", filepath.Join(data, "root.crt"),
+		"-H", "Authorization: Bearer "+token, "-H", "Content-Type: application/pkcs10",
+		"--data-binary", "@req.csr", ca.URL+"/v1/certificates")
+	var issued struct {
+		Serial      string `json:"serial"`
+		Identity    string `json:"identity"`
+		Certificate string `json:"certificate"`
+		Chain       string `json:"chain"`
+	}
+	if err := json.Unmarshal(body, &issued); err != nil {
+		t.Fatalf("response %s: %v", body, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), []byte(issued.Certificate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chain.pem"), []byte(issued.Chain), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run("openssl", "verify", "-CAfile", filepath.Join(data, "root.crt"), "-untrusted", "chain.pem", "cert.pem")
+	if !strings.Contains(string(out), "cert.pem: OK") {
+		t.Fatalf("openssl verify: %s", out)
+	}
+	// The certificate matches the key openssl made, so the pair works for TLS.
+	if _, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")); err != nil {
+		t.Fatalf("issued certificate does not match the key: %v", err)
+	}
+	block, _ := pem.Decode([]byte(issued.Certificate))
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "webapp.default.serviceaccount.identity.rotor.cluster.local"; issued.Identity != want || leaf.Subject.CommonName != want {
+		t.Errorf("identity %q / CN %q, want %q", issued.Identity, leaf.Subject.CommonName, want)
+	}
+	if !strings.Contains(ca.logs.String(), "Issuing certificate for webapp.default.serviceaccount.identity.rotor.cluster.local") {
+		t.Errorf("no issuance log line:\n%s", ca.logs)
+	}
+	if strings.Contains(ca.logs.String(), token) {
+		t.Error("the CA logged the token")
+	}
+	// The audit record is there, by serial.
+	client := tlsClient(t, filepath.Join(data, "root.crt"))
+	resp, err := client.Get(ca.URL + "/v1/certificates/" + issued.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(rec), `"namespace":"default"`) {
+		t.Errorf("GET record: %d %s", resp.StatusCode, rec)
+	}
+
+	// A restart reuses the development PKI instead of making a new root.
+	rootBefore, _ := os.ReadFile(filepath.Join(data, "root.crt"))
+	ca.stop(t)
+	ca2 := startCA(t, data)
+	rootAfter, _ := os.ReadFile(filepath.Join(data, "root.crt"))
+	if !bytes.Equal(rootBefore, rootAfter) {
+		t.Error("restart replaced the root CA")
+	}
+	if strings.Contains(ca2.logs.String(), "created a development root CA") {
+		t.Error("restart claims to have created a root CA")
+	}
+}
+
+func tlsClient(t *testing.T, rootFile string) *http.Client {
+	t.Helper()
+	pemBytes, err := os.ReadFile(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "fail/no-command", args: nil, wantCode: 2},
+		{name: "fail/unknown-command", args: []string{"frobnicate"}, wantCode: 2},
+		{name: "fail/unknown-flag", args: []string{"serve", "--no-such-flag"}, wantCode: 2},
+		{name: "fail/bad-env", env: []string{"ROTOR_CERT_TTL=forever"}, args: []string{"serve", "--data-dir", dir}, wantCode: 2, wantErr: "ROTOR_CERT_TTL"},
+		{name: "fail/max-below-default", args: []string{"serve", "--data-dir", dir, "--cert-ttl", "48h", "--max-cert-ttl", "1h"}, wantCode: 2},
+		{name: "fail/bad-store", args: []string{"serve", "--data-dir", dir, "--store", "mysql://x"}, wantCode: 2, wantErr: "--store"},
+		{name: "fail/pkcs11-without-issuer", args: []string{"serve", "--data-dir", dir, "--signer", "pkcs11"}, wantCode: 2},
+		{name: "fail/token-bad-identity", args: []string{"token", "create", "--data-dir", dir, "--namespace", "Bad", "--service-account", "x"}, wantCode: 2},
+		{name: "fail/token-missing-identity", args: []string{"token", "create", "--data-dir", dir}, wantCode: 2},
+		{name: "ok/help", args: []string{"help"}, wantCode: 0},
+		{name: "ok/serve-help", args: []string{"serve", "--help"}, wantCode: 0, wantErr: "ROTOR_CERT_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := rotorCACmd(t, tt.env, tt.args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("stderr does not mention %q:\n%s", tt.wantErr, stderr)
+			}
+			if strings.Contains(stderr, "forever") {
+				t.Error("an environment value was echoed")
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("refused commands wrote files: %v", entries)
+	}
+}
+
+func TestServeRefusesWhilePortTaken(t *testing.T) {
+	dir := t.TempDir()
+	ca := startCA(t, filepath.Join(dir, "a"))
+	addr := strings.TrimPrefix(ca.URL, "https://")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rotorCA, "serve", "--data-dir", filepath.Join(dir, "b"), "--listen", addr)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("second serve on %s: %v, want exit 1\n%s", addr, err, out)
+	}
+	if !strings.Contains(string(out), "listen on") {
+		t.Errorf("no clear message:\n%s", out)
+	}
+}

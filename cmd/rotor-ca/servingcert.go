@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// servingCert is the CA's own HTTPS certificate, issued from its current
+// issuer so that clients holding the trust bundle verify it with nothing
+// else. It is re-issued when two thirds of its life have passed or the
+// issuer has changed, on the handshake that notices.
+type servingCert struct {
+	Names    []string
+	Trust    rotor.TrustSource
+	Lifetime time.Duration
+	Log      *slog.Logger
+
+	mu       sync.Mutex
+	cert     *tls.Certificate
+	renewAt  time.Time
+	issuerID string
+}
+
+// GetCertificate implements tls.Config.GetCertificate.
+func (s *servingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	issuer := s.Trust.Trust().Issuer
+	if s.cert != nil && time.Now().Before(s.renewAt) && s.issuerID == issuer.KeyID {
+		return s.cert, nil
+	}
+	cert, err := s.issue(issuer)
+	if err != nil {
+		if s.cert != nil && time.Now().Before(s.cert.Leaf.NotAfter) {
+			s.Log.Error("re-issuing the serving certificate failed; keeping the current one", "error", err)
+			return s.cert, nil
+		}
+		return nil, err
+	}
+	s.cert, s.issuerID = cert, issuer.KeyID
+	life := cert.Leaf.NotAfter.Sub(time.Now())
+	s.renewAt = time.Now().Add(life * 2 / 3)
+	s.Log.Info("issued the CA's serving certificate", "names", s.Names, "not_after", cert.Leaf.NotAfter)
+	return cert, nil
+}
+
+func (s *servingCert) issue(issuer *rotor.Issuer) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate serial: %w", err)
+	}
+	now := time.Now().UTC()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: s.Names[0], Organization: []string{"Rotor"}},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(s.Lifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if tmpl.NotAfter.After(issuer.Certificate.NotAfter) {
+		tmpl.NotAfter = issuer.Certificate.NotAfter
+	}
+	for _, n := range s.Names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Certificate, key.Public(), rotor.CryptoSigner(ctx, issuer.Signer))
+	if err != nil {
+		return nil, fmt.Errorf("issue serving certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	chain := [][]byte{der}
+	for _, c := range issuer.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// fileServingCert loads --tls-cert/--tls-key once.
+func fileServingCert(certFile, keyFile string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+	}
+	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }, nil
+}
