@@ -97,7 +97,7 @@ func FetchBundlePinned(ctx context.Context, cfg Config, fingerprint string) (*ro
 	if err != nil {
 		return nil, err
 	}
-	if !bundleHasPin(b, pin) {
+	if !HasFingerprint(b, pin) {
 		return nil, rotor.Errorf(rotor.EUnauthenticated, "the CA's bundle %s holds no root with fingerprint %s", b.Fingerprint, pin)
 	}
 	mu.Lock()
@@ -117,12 +117,14 @@ func FetchBundlePinned(ctx context.Context, cfg Config, fingerprint string) (*ro
 	return b, nil
 }
 
-func bundleHasPin(b *rotor.Bundle, pin string) bool {
-	if b.Fingerprint == pin {
+// HasFingerprint reports whether fp (lowercase hex, see ParseFingerprint)
+// is b's fingerprint or that of one of its roots.
+func HasFingerprint(b *rotor.Bundle, fp string) bool {
+	if b.Fingerprint == fp {
 		return true
 	}
 	for _, r := range b.Roots {
-		if Fingerprint(r) == pin {
+		if Fingerprint(r) == fp {
 			return true
 		}
 	}

@@ -133,11 +133,18 @@ func removeOldVersions(dir, keep string) error {
 }
 
 func isVersionName(n string) bool {
-	if !strings.HasPrefix(n, "..") || len(n) != len(versionLayout) {
-		return false
+	_, ok := VersionTime(n)
+	return ok
+}
+
+// VersionTime is when a version directory was written, from its name: for
+// files rotor-agent wrote, close after the certificate was issued.
+func VersionTime(version string) (time.Time, bool) {
+	if !strings.HasPrefix(version, "..") || len(version) != len(versionLayout) {
+		return time.Time{}, false
 	}
-	_, err := time.Parse(versionLayout, n)
-	return err == nil
+	t, err := time.Parse(versionLayout, version)
+	return t, err == nil
 }
 
 // Version returns the name of the current version directory, "" (and no

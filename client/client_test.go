@@ -1,0 +1,318 @@
+package client_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/client/clienttest"
+)
+
+var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
+
+func newCSR(t testing.TB, key crypto.Signer) []byte {
+	t.Helper()
+	der, err := client.NewCSR(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func newClient(t testing.TB, ca *clienttest.CA) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{URL: ca.URL, Roots: ca.Roots, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// issue gets a certificate with a token and returns it as a key pair.
+func issue(t testing.TB, c *client.Client, token string) (*client.Issued, *tls.Certificate) {
+	t.Helper()
+	key := clienttest.NewKey(t)
+	got, err := c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, key), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := &tls.Certificate{PrivateKey: key, Leaf: got.Leaf}
+	for _, x := range append([]*x509.Certificate{got.Leaf}, got.Chain...) {
+		cert.Certificate = append(cert.Certificate, x.Raw)
+	}
+	return got, cert
+}
+
+func TestIssue(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{TTL: time.Hour, MaxTTL: 2 * time.Hour})
+	c := newClient(t, ca)
+	token := ca.Token(t, webapp)
+	_, current := issue(t, c, token)
+	otherKey := clienttest.NewKey(t)
+	otherCSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		URIs: []*url.URL{{Scheme: "spiffe", Host: clienttest.TrustDomain, Path: "/ns/default/sa/admin"}}}, otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		req       func(key crypto.Signer) client.IssueRequest
+		wantCode  rotor.ErrorCode
+		wantTTL   time.Duration
+		wantRetry bool
+	}{
+		{name: "ok/token", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k), Token: token}
+		}, wantTTL: time.Hour},
+		{name: "ok/ttl", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k), Token: token, TTL: 90 * time.Second}
+		}, wantTTL: 90 * time.Second},
+		{name: "ok/mtls-renewal", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k), ClientCertificate: current,
+				BundleFingerprint: ca.Bundle.Fingerprint}
+		}, wantTTL: time.Hour},
+		{name: "fail/unknown-token", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k), Token: rotor.TokenPrefix + "nope"}
+		}, wantCode: rotor.EUnauthenticated},
+		{name: "fail/no-credentials", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k)}
+		}, wantCode: rotor.EUnauthenticated},
+		{name: "fail/ttl-over-max", req: func(k crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: newCSR(t, k), Token: token, TTL: 3 * time.Hour}
+		}, wantCode: rotor.EInvalid},
+		{name: "fail/san-for-other-identity", req: func(crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: otherCSR, Token: token}
+		}, wantCode: rotor.EForbidden},
+		{name: "fail/bad-csr", req: func(crypto.Signer) client.IssueRequest {
+			return client.IssueRequest{CSR: []byte("not a csr"), Token: token}
+		}, wantCode: rotor.EBadCSR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := clienttest.NewKey(t)
+			got, err := c.Issue(context.Background(), tt.req(key))
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Fatalf("error code %q (%v), want %q", code, err, tt.wantCode)
+			}
+			if tt.wantCode != "" {
+				if rotor.ErrorCodeOf(err).Retryable() {
+					t.Errorf("refusal %v is retryable", err)
+				}
+				return
+			}
+			if !got.Leaf.PublicKey.(*ecdsa.PublicKey).Equal(key.Public()) {
+				t.Error("certificate is not for the CSR's key")
+			}
+			if l := got.NotAfter.Sub(got.Leaf.NotBefore); l < tt.wantTTL || l > tt.wantTTL+time.Minute {
+				t.Errorf("lifetime %v, want %v", l, tt.wantTTL)
+			}
+			_, id, err := client.LeafIdentity(got.Leaf)
+			if err != nil || id != webapp {
+				t.Errorf("identity %v, %v; want %v", id, err, webapp)
+			}
+			if !got.RenewAfter.After(got.NotBefore) || !got.RenewAfter.Before(got.NotAfter) {
+				t.Errorf("renew_after %v outside the lifetime", got.RenewAfter)
+			}
+			chain, err := rotor.ParseCertificates(got.PEM)
+			if err != nil || len(chain) != 2 || !chain[0].Equal(got.Leaf) {
+				t.Errorf("PEM holds %d certificates (%v), want leaf then issuer", len(chain), err)
+			}
+		})
+	}
+}
+
+func TestIssueWhileDown(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	c := newClient(t, ca)
+	token := ca.Token(t, webapp)
+	tests := []struct {
+		name       string
+		mode       clienttest.Mode
+		wantCode   rotor.ErrorCode
+		wantCause  string
+		wantRetry  time.Duration
+		wantStatus int
+	}{
+		{name: "fail/unavailable", mode: clienttest.Unavailable, wantCode: rotor.EStoreUnavailable,
+			wantCause: "store-unavailable", wantRetry: time.Second, wantStatus: 503},
+		{name: "fail/unreachable", mode: clienttest.Unreachable, wantCode: rotor.EInternal,
+			wantCause: "unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca.SetMode(tt.mode)
+			defer ca.SetMode(clienttest.Up)
+			_, err := c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, clienttest.NewKey(t)), Token: token})
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode || !code.Retryable() {
+				t.Fatalf("error %v: code %q, want retryable %q", err, code, tt.wantCode)
+			}
+			if got := client.Cause(err); got != tt.wantCause {
+				t.Errorf("cause %q, want %q", got, tt.wantCause)
+			}
+			if got := client.RetryAfter(err); got != tt.wantRetry {
+				t.Errorf("retry after %v, want %v", got, tt.wantRetry)
+			}
+			var p *client.Problem
+			if tt.wantStatus != 0 && (!errors.As(err, &p) || p.Status != tt.wantStatus) {
+				t.Errorf("problem %+v, want status %d", p, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// TestResponseWithoutProblem: answers from something other than Rotor (a
+// proxy's page) are coded from their status alone.
+func TestResponseWithoutProblem(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		status   int
+		wantCode rotor.ErrorCode
+	}{
+		{name: "fail/bad-gateway", status: http.StatusBadGateway, wantCode: rotor.EInternal},
+		{name: "fail/too-many-requests", status: http.StatusTooManyRequests, wantCode: rotor.ERateLimited},
+		{name: "fail/forbidden", status: http.StatusForbidden, wantCode: rotor.EForbidden},
+		{name: "fail/teapot", status: http.StatusTeapot, wantCode: rotor.EInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte("<html>proxy says no</html>"))
+			}))
+			defer ts.Close()
+			roots := x509.NewCertPool()
+			roots.AddCert(ts.Certificate())
+			c, err := client.New(client.Config{URL: ts.URL, Roots: roots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Bundle(context.Background(), nil)
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Errorf("code %q (%v), want %q", code, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestBundle(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	c := newClient(t, ca)
+	b, err := c.Bundle(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Fingerprint != ca.Bundle.Fingerprint || len(b.Roots) != 1 || !b.Roots[0].Equal(ca.Root) {
+		t.Fatalf("bundle %s, want %s", b.Fingerprint, ca.Bundle.Fingerprint)
+	}
+	again, err := c.Bundle(context.Background(), b)
+	if err != nil || again != b {
+		t.Errorf("conditional fetch = %p, %v; want the known bundle back", again, err)
+	}
+}
+
+func TestFetchBundlePinned(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	other := clienttest.New(t, clienttest.Options{})
+	fp := client.Fingerprint(ca.Root)
+	tests := []struct {
+		name     string
+		url      string
+		pin      string
+		wantCode rotor.ErrorCode
+	}{
+		{name: "ok/root-fingerprint", url: ca.URL, pin: fp},
+		{name: "ok/colons-upper-case", url: ca.URL, pin: "SHA256:" + colons(strings.ToUpper(fp))},
+		{name: "fail/other-ca", url: other.URL, pin: fp, wantCode: rotor.EUnauthenticated},
+		{name: "fail/not-hex", url: ca.URL, pin: "abc", wantCode: rotor.EInvalid},
+		{name: "fail/unreachable", url: "https://127.0.0.1:1", pin: fp, wantCode: rotor.EInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := client.FetchBundlePinned(context.Background(), client.Config{URL: tt.url, Timeout: 5 * time.Second}, tt.pin)
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Fatalf("code %q (%v), want %q", code, err, tt.wantCode)
+			}
+			if err == nil && b.Fingerprint != ca.Bundle.Fingerprint {
+				t.Errorf("bundle %s, want %s", b.Fingerprint, ca.Bundle.Fingerprint)
+			}
+		})
+	}
+}
+
+// TestFetchBundlePinnedChecksServer: a server that hands out the pinned
+// root's bundle but cannot show a chain to it (a man in the middle that
+// copied the public bundle) is refused.
+func TestFetchBundlePinnedChecksServer(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	mitm := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"`+ca.Bundle.Fingerprint+`"`)
+		_, _ = w.Write(ca.Bundle.PEM)
+	}))
+	defer mitm.Close()
+	_, err := client.FetchBundlePinned(context.Background(), client.Config{URL: mitm.URL}, client.Fingerprint(ca.Root))
+	if code := rotor.ErrorCodeOf(err); code != rotor.EUnauthenticated {
+		t.Errorf("code %q (%v), want %q", code, err, rotor.EUnauthenticated)
+	}
+}
+
+func colons(hex string) string {
+	var parts []string
+	for i := 0; i < len(hex); i += 2 {
+		parts = append(parts, hex[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+func TestCertificate(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	c := newClient(t, ca)
+	issued, _ := issue(t, c, ca.Token(t, webapp))
+	tests := []struct {
+		name     string
+		serial   string
+		wantCode rotor.ErrorCode
+	}{
+		{name: "ok/issued", serial: issued.Serial},
+		{name: "fail/unknown", serial: strings.Repeat("ab", 20), wantCode: rotor.ENotFound},
+		{name: "fail/not-hex", serial: "XYZ", wantCode: rotor.EInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := c.Certificate(context.Background(), tt.serial)
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Fatalf("code %q (%v), want %q", code, err, tt.wantCode)
+			}
+			if err != nil {
+				return
+			}
+			if rec.Identity != webapp || rec.Authenticator != "token" || rec.Name != issued.Name ||
+				!rec.NotAfter.Equal(issued.NotAfter) || !rec.RenewAfter.Equal(issued.RenewAfter) {
+				t.Errorf("record %+v does not describe the issued certificate %+v", rec, issued)
+			}
+			if leaf, err := x509.ParseCertificate(rec.Certificate); err != nil || !leaf.Equal(issued.Leaf) {
+				t.Errorf("record certificate differs from the issued one (%v)", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,206 @@
+// Package clienttest runs a real Rotor CA in-process for tests of code that
+// talks to one: the core rotor.CA with a file-style key, the real api
+// handler and the real static-token and mTLS authenticators, served over
+// real TLS on 127.0.0.1. Only the store is in memory. It can also pretend
+// to be down, so callers can test their retry paths.
+package clienttest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/api"
+	"github.com/rotor-dev/rotor/authn"
+)
+
+// TrustDomain is the trust domain of every test CA.
+const TrustDomain = "rotor.test"
+
+// Options shape a test CA.
+type Options struct {
+	// TTL is the default certificate lifetime; zero means one hour.
+	TTL time.Duration
+	// MaxTTL caps requested lifetimes; zero means max(TTL, 24h).
+	MaxTTL time.Duration
+	// ClockSkew backdates NotBefore; zero means 20s, rotor-ca's default,
+	// so clients meet certificates whose NotBefore precedes issuance.
+	ClockSkew time.Duration
+}
+
+// Mode is how the test CA answers.
+type Mode int32
+
+// Modes of a test CA.
+const (
+	Up          Mode = iota // serve normally
+	Unavailable             // answer every request 503 store-unavailable
+	Unreachable             // drop every connection without an answer
+)
+
+// CA is a running test CA. Its fields are read-only.
+type CA struct {
+	URL    string
+	Root   *x509.Certificate
+	Roots  *x509.CertPool
+	Bundle *rotor.Bundle
+	Server *httptest.Server
+
+	store *memStore
+	mode  atomic.Int32
+}
+
+// New starts a test CA, stopped when t ends.
+func New(t testing.TB, opt Options) *CA {
+	t.Helper()
+	if opt.TTL == 0 {
+		opt.TTL = time.Hour
+	}
+	if opt.MaxTTL == 0 {
+		opt.MaxTTL = max(opt.TTL, 24*time.Hour)
+	}
+	if opt.ClockSkew == 0 {
+		opt.ClockSkew = 20 * time.Second
+	}
+	ctx := context.Background()
+	now := time.Now()
+	rootKey, issuerKey := NewKey(t), NewKey(t)
+	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Test Root", Lifetime: 24 * time.Hour, PathLen: 1, Now: now},
+		rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Test Issuer", Lifetime: 24 * time.Hour, Now: now},
+		issuerKey.Public(), root, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := rotor.NewIssuer(issuerCert, nil, rotor.LocalSigner{Key: issuerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := rotor.NewBundle([]*x509.Certificate{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := rotor.NewTrust(issuer, bundle, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := rotor.NewTrustHolder(trust)
+	store := newMemStore()
+	ca, err := rotor.NewCA(rotor.CAConfig{
+		Policy: rotor.Policy{TrustDomain: TrustDomain, DefaultTTL: opt.TTL, MaxTTL: opt.MaxTTL,
+			ClockSkew: opt.ClockSkew},
+		Trust: holder,
+		Authenticator: rotor.Authenticators{authn.NewMTLS(holder, TrustDomain, nil),
+			authn.NewStaticTokens(store)},
+		Audit:  store,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{CA: ca, Trust: holder, Finder: store, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &CA{Root: root, Roots: bundle.Pool(), Bundle: bundle, store: store}
+	serving := servingCertificate(t, issuerCert, issuerKey)
+	ts := httptest.NewUnstartedServer(c.gate(h))
+	ts.TLS = api.ServerTLSConfig(nil)
+	// httptest ignores GetCertificate when Certificates is empty: it
+	// fills in its own.
+	ts.TLS.Certificates = []tls.Certificate{*serving}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes refused on purpose
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	c.Server, c.URL = ts, ts.URL
+	return c
+}
+
+// Token creates a static token for id.
+func (c *CA) Token(t testing.TB, id rotor.Identity) string {
+	t.Helper()
+	tok, st, err := rotor.NewStaticToken(nil, id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.CreateToken(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// SetMode makes the CA answer as m from the next request on.
+func (c *CA) SetMode(m Mode) { c.mode.Store(int32(m)) }
+
+// Issuances returns every issuance recorded so far, oldest first.
+func (c *CA) Issuances() []*rotor.Issuance { return c.store.issuances() }
+
+// Refusals returns every refusal recorded so far, oldest first.
+func (c *CA) Refusals() []*rotor.Refusal { return c.store.refusals() }
+
+// gate applies the mode before the API sees the request.
+func (c *CA) gate(h http.Handler) http.Handler {
+	down := rotor.Errorf(rotor.EStoreUnavailable, "the test CA is down")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch Mode(c.mode.Load()) {
+		case Unavailable:
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"type":"` + down.Code.ProblemType() + `","title":"Store unavailable","status":503,"detail":"` + down.Message + `"}`))
+		case Unreachable:
+			panic(http.ErrAbortHandler) // the server drops the connection unanswered
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// NewKey makes a P-256 key or fails the test.
+func NewKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// servingCertificate issues the CA's own TLS certificate for 127.0.0.1 and
+// localhost from the issuer, as rotor-ca serve does.
+func servingCertificate(t testing.TB, issuer *x509.Certificate, issuerKey *ecdsa.PrivateKey) *tls.Certificate {
+	t.Helper()
+	key := NewKey(t)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(23 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, issuer.Raw}, PrivateKey: key}
+}
