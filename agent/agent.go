@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/client"
+)
+
+// onceAttempts bounds how often --once tries through retryable failures
+// before giving up, so a cron job or init container ends and is retried
+// by whatever runs it.
+const onceAttempts = 5
+
+// Agent keeps one certificate fresh. Run drives it; Handler may be served
+// concurrently with Run.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	rand      func() float64
+	metrics   *metrics
+	hook      hook
+	pin       string              // normalised CAFingerprint, or ""
+	fileRoots []*x509.Certificate // from CABundleFile
+
+	// Owned by Run's goroutine.
+	bundle      *rotor.Bundle  // what bundle.pem holds (or will)
+	ca          *client.Client // trusts fileRoots and bundle
+	cur         *current       // the certificate on disk, nil if unusable
+	mtlsRefused bool           // the CA refused cur over mTLS: use the token
+}
+
+// current is the certificate on disk, with what the schedule needs.
+type current struct {
+	cert     *tls.Certificate // Leaf set
+	key      crypto.Signer
+	identity rotor.Identity
+	issuedAt time.Time
+	renewAt  time.Time // zero: due now
+}
+
+// New validates cfg, reads the CA bundle file if any, and returns an Agent.
+// It does not touch the network or OutDir.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand, metrics: newMetrics(),
+		hook: hook{command: cfg.Exec, timeout: cfg.ExecTimeout, signal: cfg.Signal, pidFile: cfg.PIDFile}}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Float64
+	}
+	if cfg.CAFingerprint != "" {
+		a.pin, _ = client.ParseFingerprint(cfg.CAFingerprint) // checked by Validate
+	}
+	if cfg.CABundleFile != "" {
+		pemBytes, err := os.ReadFile(cfg.CABundleFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-bundle: %w", err)
+		}
+		if a.fileRoots, err = rotor.ParseCertificates(pemBytes); err != nil {
+			return nil, fmt.Errorf("--ca-bundle %s: %w", cfg.CABundleFile, err)
+		}
+	}
+	return a, nil
+}
+
+// Run makes sure a valid certificate is on disk and, unless Once is set,
+// keeps renewing it until ctx ends. A cancelled ctx is a clean shutdown
+// (nil) except in Once mode, where it means no certificate was obtained.
+func (a *Agent) Run(ctx context.Context) error {
+	a.loadDisk()
+	if a.cur != nil && a.now().Before(a.cur.renewAt) {
+		a.log.Info("Reusing the certificate on disk", "identity", a.cur.identity.String(),
+			"serial", serialOf(a.cur.cert.Leaf), "expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second),
+			"renew_at", a.cur.renewAt)
+		if a.cfg.Once {
+			return nil
+		}
+	}
+	for {
+		if a.cur == nil || !a.now().Before(a.cur.renewAt) {
+			err := a.renewWithRetry(ctx)
+			if errors.Is(err, context.Canceled) && !a.cfg.Once {
+				return nil
+			}
+			if err != nil || a.cfg.Once {
+				return err
+			}
+			continue
+		}
+		t := time.NewTimer(a.cur.renewAt.Sub(a.now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// renewWithRetry renews until it succeeds, backing off between attempts.
+// Refusals that cannot succeed as they are wait the longest; renewal goes
+// on anyway, since the token or the CA's policy may change. In Once mode it
+// gives up at the first refusal or after onceAttempts.
+func (a *Agent) renewWithRetry(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := a.renew(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.metrics.failed(err)
+		retryable := causeOf(err) == "unreachable" || rotor.ErrorCodeOf(err).Retryable()
+		b := backoffFor(a.lifetime())
+		wait := b.Delay(attempt, a.rand())
+		if !retryable {
+			wait = b.Cap
+		}
+		wait = max(wait, client.RetryAfter(err))
+		if a.cfg.Once && (!retryable || attempt+1 >= onceAttempts) {
+			a.logFailure(err, retryable, attempt, 0)
+			return err
+		}
+		a.logFailure(err, retryable, attempt, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// lifetime is the current certificate's, else the requested TTL, else 0.
+func (a *Agent) lifetime() time.Duration {
+	if a.cur != nil {
+		return a.cur.cert.Leaf.NotAfter.Sub(a.cur.issuedAt)
+	}
+	return a.cfg.TTL
+}
+
+// logFailure says what went wrong and what happens next. A refusal gets
+// its problem detail and instance at ERROR, since someone must act.
+func (a *Agent) logFailure(err error, retryable bool, attempt int, wait time.Duration) {
+	attrs := []any{"cause", causeOf(err), "attempt", attempt + 1, "error", err}
+	if wait > 0 {
+		attrs = append(attrs, "retry_in", wait.Round(time.Millisecond))
+	}
+	if a.cur != nil {
+		attrs = append(attrs, "current_expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second))
+	}
+	if retryable {
+		a.log.Warn("Certificate request failed; retrying", attrs...)
+		return
+	}
+	var p *client.Problem
+	if errors.As(err, &p) {
+		attrs = append(attrs, "status", p.Status, "problem", p.Instance)
+	}
+	attrs = append(attrs, "detail", rotor.ErrorMessageOf(err))
+	a.log.Error("Certificate request refused; it will not succeed until the credentials, the request or the CA's policy change", attrs...)
+}
+
+func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }

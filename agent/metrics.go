@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rotor-dev/rotor/client"
+)
+
+// metrics are the agent's own Prometheus registry: no global state, and no
+// Go runtime series beyond what is registered here.
+type metrics struct {
+	registry *prometheus.Registry
+	expiry   prometheus.Gauge
+	renewAt  prometheus.Gauge
+	renewals prometheus.Counter
+	failures *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		expiry: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_agent_certificate_expiry_timestamp_seconds",
+			Help: "NotAfter of the certificate on disk, Unix seconds."}),
+		renewAt: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_agent_certificate_renewal_timestamp_seconds",
+			Help: "When the agent plans to renew the certificate on disk, Unix seconds."}),
+		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_agent_renewals_total",
+			Help: "New certificates written to disk."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_failures_total",
+			Help: "Failed attempts by cause: a Rotor error code, unreachable, token, write, hook."}, []string{"cause"}),
+	}
+	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures,
+		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// failed counts err under its cause.
+func (m *metrics) failed(err error) { m.failures.WithLabelValues(causeOf(err)).Inc() }
+
+// cause marks an agent-side failure so metrics can name it; CA failures
+// are named by client.Cause.
+type cause struct {
+	name string
+	err  error
+}
+
+func (c *cause) Error() string { return c.err.Error() }
+func (c *cause) Unwrap() error { return c.err }
+
+func withCause(name string, err error) error { return &cause{name: name, err: err} }
+
+func causeOf(err error) string {
+	var c *cause
+	if errors.As(err, &c) {
+		return c.name
+	}
+	return client.Cause(err)
+}
+
+// Handler serves /healthz and /metrics. /healthz answers 200 only while
+// the files on disk form a key pair whose certificate is valid now, read
+// from disk on each request so it reports what the workload would load.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		left, err := a.validOnDisk()
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("no valid certificate: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok: certificate valid for " + left.Round(time.Second).String() + "\n"))
+	})
+	return mux
+}
+
+// validOnDisk checks the files on disk now and returns the time left.
+func (a *Agent) validOnDisk() (time.Duration, error) {
+	f, _, err := client.ReadFiles(a.cfg.OutDir)
+	if err != nil {
+		return 0, err
+	}
+	pair, err := tls.X509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return 0, err
+	}
+	now := a.now()
+	if now.Before(pair.Leaf.NotBefore) || !now.Before(pair.Leaf.NotAfter) {
+		return 0, errors.New("certificate expired or not yet valid")
+	}
+	return pair.Leaf.NotAfter.Sub(now), nil
+}

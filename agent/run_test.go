@@ -1,0 +1,294 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/agent"
+	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/client/clienttest"
+)
+
+// TestOnceIssuesThenReuses: --once issues when nothing is on disk, reuses a
+// good certificate on the next start, and renews (over mTLS) when the
+// configured key type changed.
+func TestOnceIssuesThenReuses(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{TTL: time.Hour})
+	cfg := testConfig(t, ca)
+	cfg.Once = true
+	hooks := hookLog(t, &cfg)
+	a := newAgent(t, cfg)
+	if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz before any certificate = %d, want 503", code)
+	}
+	if err := a.Run(context.Background()); err != nil {
+		t.Fatalf("first --once: %v", err)
+	}
+	first, _ := onDisk(t, cfg.OutDir)
+	if code, _ := get(a, "/healthz"); code != http.StatusOK {
+		t.Errorf("healthz with a certificate = %d, want 200", code)
+	}
+	if got := lines(t, hooks); len(got) != 1 || got[0] != first.Leaf.SerialNumber.Text(16) {
+		t.Errorf("hook ran for %v, want once for %x", got, first.Leaf.SerialNumber)
+	}
+
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("second --once: %v", err)
+	}
+	if again, _ := onDisk(t, cfg.OutDir); !again.Leaf.Equal(first.Leaf) || len(ca.Issuances()) != 1 {
+		t.Errorf("restart issued again (%d issuances) although the certificate is good", len(ca.Issuances()))
+	}
+
+	cfg.KeyType = client.Ed25519
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("--once with a new key type: %v", err)
+	}
+	third, _ := onDisk(t, cfg.OutDir)
+	if _, ok := third.PrivateKey.(ed25519.PrivateKey); !ok {
+		t.Errorf("key on disk is %T, want ed25519", third.PrivateKey)
+	}
+	iss := ca.Issuances()
+	if len(iss) != 2 || iss[0].Authenticator != "token" || iss[1].Authenticator != "mtls" {
+		t.Errorf("issuances %d, want a token issuance then an mTLS renewal", len(iss))
+	}
+	if len(lines(t, hooks)) != 2 {
+		t.Errorf("hook ran %d times, want 2", len(lines(t, hooks)))
+	}
+}
+
+// TestRotates: with two-second certificates the agent renews again and
+// again, over mTLS, running the hook once per new certificate.
+func TestRotates(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+	cfg := testConfig(t, ca)
+	hooks := hookLog(t, &cfg)
+	a := newAgent(t, cfg)
+	stop := start(t, a)
+	eventually(t, "four certificates", func() bool { return len(lines(t, hooks)) >= 4 })
+	stop()
+	iss := ca.Issuances()
+	got := lines(t, hooks)
+	if len(got) != len(iss) {
+		t.Fatalf("hook ran %d times for %d certificates", len(got), len(iss))
+	}
+	for i, s := range got {
+		if s != iss[i].Serial {
+			t.Errorf("hook %d saw serial %s, issuance %d is %s", i, s, i, iss[i].Serial)
+		}
+		if want := map[bool]string{true: "token", false: "mtls"}[i == 0]; iss[i].Authenticator != want {
+			t.Errorf("issuance %d authenticated by %s, want %s", i, iss[i].Authenticator, want)
+		}
+		if iss[i].BundleFingerprint != ca.Bundle.Fingerprint {
+			t.Errorf("issuance %d reported bundle %q", i, iss[i].BundleFingerprint)
+		}
+	}
+	cert, _ := onDisk(t, cfg.OutDir)
+	if serial := cert.Leaf.SerialNumber.Text(16); serial != got[len(got)-1] {
+		t.Errorf("disk holds %s, last hook saw %s", serial, got[len(got)-1])
+	}
+	if n := metric(t, a, "rotor_agent_renewals_total"); int(n) != len(iss) {
+		t.Errorf("renewals_total %v, want %d", n, len(iss))
+	}
+	if exp := metric(t, a, "rotor_agent_certificate_expiry_timestamp_seconds"); int64(exp) != cert.Leaf.NotAfter.Unix() {
+		t.Errorf("expiry metric %v, want %d", exp, cert.Leaf.NotAfter.Unix())
+	}
+}
+
+// TestOutage: while the CA is down past the certificate's expiry, the files
+// on disk stay as they were and failures are counted by cause; when it is
+// back, the agent renews with its token, since the certificate expired.
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		mode  clienttest.Mode
+		cause string
+	}{
+		{name: "ok/unreachable", mode: clienttest.Unreachable, cause: "unreachable"},
+		{name: "ok/unavailable", mode: clienttest.Unavailable, cause: string(rotor.EStoreUnavailable)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+			cfg := testConfig(t, ca)
+			a := newAgent(t, cfg)
+			stop := start(t, a)
+			defer stop()
+			eventually(t, "the first certificate", func() bool { return len(ca.Issuances()) == 1 })
+			ca.SetMode(tt.mode)
+			eventually(t, "the first certificate on disk", func() bool {
+				_, err := os.Stat(filepath.Join(cfg.OutDir, client.CertFile))
+				return err == nil
+			})
+			before, version := onDisk(t, cfg.OutDir)
+			eventually(t, "expiry during the outage", func() bool {
+				cert, v := onDisk(t, cfg.OutDir) // fails the test on a damaged pair
+				if v != version || !cert.Leaf.Equal(before.Leaf) {
+					t.Fatalf("files changed during the outage: %s -> %s", version, v)
+				}
+				return time.Now().After(before.Leaf.NotAfter) && metric(t, a, `rotor_agent_failures_total{cause="`+tt.cause+`"}`) >= 2
+			})
+			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
+				t.Errorf("healthz with an expired certificate = %d, want 503", code)
+			}
+			ca.SetMode(clienttest.Up)
+			eventually(t, "a renewal after the outage", func() bool { return len(ca.Issuances()) >= 2 })
+			if got := ca.Issuances()[1].Authenticator; got != "token" {
+				t.Errorf("renewal after expiry authenticated by %s, want token", got)
+			}
+			eventually(t, "the new certificate on disk", func() bool {
+				cert, _ := onDisk(t, cfg.OutDir)
+				return !cert.Leaf.Equal(before.Leaf)
+			})
+			if code, _ := get(a, "/healthz"); code != http.StatusOK {
+				t.Errorf("healthz after recovery = %d, want 200", code)
+			}
+		})
+	}
+}
+
+// TestOnceFails: --once gives up at once on a refusal and after a few
+// tries on an outage, returning the coded error.
+func TestOnceFails(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	tests := []struct {
+		name      string
+		mut       func(*agent.Config)
+		wantCode  rotor.ErrorCode
+		wantCause string
+	}{
+		{name: "fail/unknown-token", mut: func(c *agent.Config) { c.Token = rotor.TokenPrefix + "unknown" },
+			wantCode: rotor.EUnauthenticated, wantCause: string(rotor.EUnauthenticated)},
+		{name: "fail/ttl-over-max", mut: func(c *agent.Config) { c.TTL = 48 * time.Hour },
+			wantCode: rotor.EInvalid, wantCause: string(rotor.EInvalid)},
+		{name: "fail/unreachable", mut: func(c *agent.Config) { c.CAURL = "https://127.0.0.1:1" },
+			wantCode: rotor.EInternal, wantCause: "unreachable"},
+		{name: "fail/wrong-fingerprint", mut: func(c *agent.Config) {
+			c.CABundleFile, c.CAFingerprint = "", client.Fingerprint(clienttest.New(t, clienttest.Options{}).Root)
+		}, wantCode: rotor.EUnauthenticated, wantCause: string(rotor.EUnauthenticated)},
+		{name: "fail/missing-token-file", mut: func(c *agent.Config) {
+			c.Token, c.TokenFile = "", filepath.Join(t.TempDir(), "absent")
+		}, wantCode: rotor.EInternal, wantCause: "token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, ca)
+			cfg.Once, cfg.Rand = true, func() float64 { return 0 }
+			tt.mut(&cfg)
+			err := newAgent(t, cfg).Run(context.Background())
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
+				t.Errorf("Run = %v (code %q), want code %q", err, code, tt.wantCode)
+			}
+			if _, _, rerr := client.ReadFiles(cfg.OutDir); rerr == nil {
+				t.Error("a failed --once left files behind")
+			}
+		})
+	}
+}
+
+// TestFingerprintMode: first contact pinned to the root; the bundle is kept
+// on disk and trusted on the next start without asking again.
+func TestFingerprintMode(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	cfg := testConfig(t, ca)
+	cfg.CABundleFile, cfg.CAFingerprint, cfg.Once = "", client.Fingerprint(ca.Root), true
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := client.ReadFiles(cfg.OutDir)
+	if err != nil || string(f.Bundle) != string(ca.Bundle.PEM) {
+		t.Fatalf("bundle.pem is not the CA's bundle (%v)", err)
+	}
+	// A new key type forces a renewal, which must trust the kept bundle.
+	cfg.KeyType = client.ECDSAP384
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("renewal with the kept bundle: %v", err)
+	}
+	if n := len(ca.Issuances()); n != 2 {
+		t.Errorf("%d issuances, want 2", n)
+	}
+}
+
+// TestSignalHookAndSecrets: --signal reaches the process in --pid-file,
+// and an --exec hook does not inherit ROTOR_TOKEN. Not parallel: it sets
+// the environment and catches a signal in the test process.
+func TestSignalHookAndSecrets(t *testing.T) {
+	ca := clienttest.New(t, clienttest.Options{})
+	cfg := testConfig(t, ca)
+	cfg.Once = true
+	pidFile := filepath.Join(t.TempDir(), "app.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Signal, cfg.PIDFile = syscall.SIGUSR1, pidFile
+	got := make(chan os.Signal, 1)
+	signal.Notify(got, syscall.SIGUSR1)
+	defer signal.Stop(got)
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Error("no SIGUSR1 after the new certificate")
+	}
+
+	t.Setenv("ROTOR_TOKEN", cfg.Token)
+	cfg = testConfig(t, ca)
+	envFile := filepath.Join(t.TempDir(), "env")
+	cfg.Once, cfg.Exec = true, "env > "+envFile
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range lines(t, envFile) {
+		if line == "ROTOR_TOKEN="+cfg.Token || len(env) == 0 {
+			t.Error("the exec hook inherited ROTOR_TOKEN")
+		}
+	}
+}
+
+// TestHookFailureCounted: a failing or hanging hook is logged and counted,
+// and the certificate stays in place.
+func TestHookFailureCounted(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	tests := []struct {
+		name string
+		exec string
+	}{
+		{name: "fail/exit-status", exec: "exit 3"},
+		{name: "fail/timeout", exec: "sleep 30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, ca)
+			cfg.Once, cfg.Exec, cfg.ExecTimeout = true, tt.exec, 200*time.Millisecond
+			a := newAgent(t, cfg)
+			if err := a.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			onDisk(t, cfg.OutDir)
+			if n := metric(t, a, `rotor_agent_failures_total{cause="hook"}`); n != 1 {
+				t.Errorf("hook failures %v, want 1", n)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+// Command rotor-agent runs beside a workload and keeps its certificate
+// fresh: it gets one from a Rotor CA at start, writes cert.pem, key.pem and
+// bundle.pem atomically into --out-dir, renews before expiry and tells the
+// workload with --exec or --signal. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rotor-dev/rotor/agent"
+	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/internal/flagenv"
+)
+
+const usageHead = `Usage: rotor-agent --ca-url URL (--ca-bundle FILE | --ca-fingerprint SHA256)
+                   (--token-file FILE | --token TOKEN) --out-dir DIR [flags]
+
+Keeps a workload certificate fresh: issues one at start (or reuses a good one
+on disk), writes DIR/cert.pem (leaf then chain), DIR/key.pem (0600) and
+DIR/bundle.pem atomically, renews before expiry, and runs --exec or sends
+--signal after each new certificate. Every flag has an environment twin:
+--ca-url is also ROTOR_CA_URL (prefer ROTOR_TOKEN to --token, which ps shows).
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+}
+
+// options are the flags that are not agent.Config fields as they are.
+type options struct {
+	keyType, signal, listen, logLevel string
+}
+
+func register(fs *flag.FlagSet, c *agent.Config, o *options) {
+	fs.StringVar(&c.CAURL, "ca-url", "", "the CA's base URL, e.g. https://rotor-ca:8443")
+	fs.StringVar(&c.CABundleFile, "ca-bundle", "", "PEM file with the root(s) that verify the CA (e.g. the CA's root.crt)")
+	fs.StringVar(&c.CAFingerprint, "ca-fingerprint", "", "SHA-256 of the CA's root, hex: pins first contact, then the fetched bundle is kept in --out-dir")
+	fs.StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token, re-read before every request (projected service-account tokens rotate)")
+	fs.StringVar(&c.Token, "token", "", "the bearer token itself (visible in ps: prefer ROTOR_TOKEN or --token-file)")
+	fs.StringVar(&c.OutDir, "out-dir", "", "directory for cert.pem, key.pem and bundle.pem")
+	fs.StringVar(&o.keyType, "key-type", string(client.ECDSAP256), "private key type: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048 or rsa-3072")
+	fs.DurationVar(&c.TTL, "ttl", 0, "lifetime to ask for, at most the CA's maximum (default: the CA's default)")
+	c.RenewBefore = agent.DefaultRenewBefore
+	fs.Var(&c.RenewBefore, "renew-before", "renew this long before expiry: a duration (1h) or a share of the lifetime (33%); the CA's renew_after wins if earlier, and up to 10% jitter moves it earlier still")
+	fs.BoolVar(&c.ReuseKey, "reuse-key", false, "keep the same private key across renewals (default: a new key for each certificate)")
+	fs.StringVar(&c.Exec, "exec", "", "command run through /bin/sh -c after each new certificate is in place, e.g. 'nginx -s reload'")
+	fs.DurationVar(&c.ExecTimeout, "exec-timeout", agent.DefaultExecTimeout, "how long --exec may run before it is killed")
+	fs.StringVar(&o.signal, "signal", "", "signal (HUP, USR1, ...) sent to the process in --pid-file after each new certificate; the alternative to --exec")
+	fs.StringVar(&c.PIDFile, "pid-file", "", "file holding the process ID --signal goes to")
+	fs.BoolVar(&c.Once, "once", false, "make sure a valid certificate is on disk, then exit (init containers, cron)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
+	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253 (default: off)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rotor-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg agent.Config
+		opt options
+	)
+	register(fs, &cfg, &opt)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if err := flagenv.Parse(fs, "ROTOR_", args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "rotor-agent:", err)
+		return 2
+	}
+	log, err := newLogger(stderr, opt.logLevel)
+	if err == nil {
+		err = opt.apply(&cfg)
+	}
+	var a *agent.Agent
+	if err == nil {
+		cfg.Logger = log
+		a, err = agent.New(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rotor-agent:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if opt.listen != "" && !cfg.Once {
+		shutdown, err := serve(opt.listen, a.Handler(), log)
+		if err != nil {
+			log.Error("Cannot listen", "listen", opt.listen, "error", err)
+			return 1
+		}
+		defer shutdown()
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("Giving up", "error", err)
+		return 1
+	}
+	if ctx.Err() != nil {
+		log.Info("Shutting down; the certificate stays on disk")
+	}
+	return 0
+}
+
+func (o options) apply(c *agent.Config) error {
+	kt, err := client.ParseKeyType(o.keyType)
+	if err != nil {
+		return fmt.Errorf("--key-type: %w", err)
+	}
+	c.KeyType = kt
+	if o.signal != "" {
+		if c.Signal, err = agent.ParseSignal(o.signal); err != nil {
+			return fmt.Errorf("--signal: %w", err)
+		}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve starts the health and metrics server and returns its shutdown.
+func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("Health and metrics server stopped", "error", err)
+		}
+	}()
+	log.Info("Serving /healthz and /metrics", "listen", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
