@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,12 +39,9 @@ type pkcs11Signer struct {
 
 	cur atomic.Pointer[pkcs11Conn] // nil while reopening or after Close
 
-	mu         sync.Mutex // guards the fields below
+	stopper    // its mu guards the fields below
 	reopening  bool
-	closed     bool
 	lastReopen time.Time
-	done       chan struct{} // closed by Close; stops the reopen loop
-	wg         sync.WaitGroup
 }
 
 // pkcs11Conn is one crypto11 context and the key found through it.
@@ -60,7 +56,7 @@ func openPKCS11(ctx context.Context, cfg Config) (rotor.Signer, error) {
 		return nil, err
 	}
 	s := &pkcs11Signer{cfg: cfg.PKCS11, pub: conn.key.Public(), log: cfg.logger(),
-		done: make(chan struct{}), lastReopen: time.Now()}
+		stopper: newStopper(), lastReopen: time.Now()}
 	s.cur.Store(conn)
 	return s, nil
 }
@@ -152,19 +148,18 @@ func pkcs11Lost(err error) bool {
 func (s *pkcs11Signer) reopen(broken *pkcs11Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.reopening {
+	if s.stopped || s.reopening {
 		return
 	}
 	if broken != nil && !s.cur.CompareAndSwap(broken, nil) {
 		return
 	}
 	s.reopening = true
-	s.wg.Add(1)
-	go s.reopenLoop(broken, time.Until(s.lastReopen.Add(pkcs11MinReopenGap)))
+	wait := time.Until(s.lastReopen.Add(pkcs11MinReopenGap))
+	s.goLocked(func() { s.reopenLoop(broken, wait) })
 }
 
 func (s *pkcs11Signer) reopenLoop(broken *pkcs11Conn, wait time.Duration) {
-	defer s.wg.Done()
 	if broken != nil {
 		// Close waits for in-flight operations, which fail fast on a lost
 		// token, and finalizes the module once no context uses it, so the
@@ -173,15 +168,9 @@ func (s *pkcs11Signer) reopenLoop(broken *pkcs11Conn, wait time.Duration) {
 	}
 	backoff := pkcs11FirstBackoff
 	for attempt := 1; ; attempt++ {
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-s.done:
-				t.Stop()
-				s.finishReopen(nil)
-				return
-			case <-t.C:
-			}
+		if !s.sleep(wait) {
+			s.finishReopen(nil)
+			return
 		}
 		conn, err := connectPKCS11(s.cfg)
 		if err == nil && !publicKeysEqual(s.pub, conn.key.Public()) {
@@ -208,7 +197,7 @@ func (s *pkcs11Signer) finishReopen(conn *pkcs11Conn) {
 	if conn == nil {
 		return
 	}
-	if s.closed {
+	if s.stopped {
 		conn.ctx.Close()
 		return
 	}
@@ -218,15 +207,9 @@ func (s *pkcs11Signer) finishReopen(conn *pkcs11Conn) {
 // Close stops any reopen and releases the sessions and the module. Signs
 // running concurrently fail with ESignerUnavailable.
 func (s *pkcs11Signer) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.stop() {
 		return nil
 	}
-	s.closed = true
-	close(s.done)
-	s.mu.Unlock()
-	s.wg.Wait()
 	if c := s.cur.Swap(nil); c != nil {
 		return c.ctx.Close()
 	}

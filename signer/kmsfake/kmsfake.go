@@ -149,9 +149,14 @@ func crc32c(b []byte) *wrapperspb.Int64Value {
 }
 
 // begin applies Delay and Code and returns the key and the fault in force.
-func (s *Server) begin(ctx context.Context, name string) (*ecdsa.PrivateKey, Fault, error) {
+// It counts the call in calls, if given, together with reading the fault,
+// so a test that sees the count move knows which fault the call met.
+func (s *Server) begin(ctx context.Context, name string, calls *atomic.Int64) (*ecdsa.PrivateKey, Fault, error) {
 	s.mu.Lock()
 	f, k := s.fault, s.keys[name]
+	if calls != nil {
+		calls.Add(1)
+	}
 	s.mu.Unlock()
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
@@ -180,7 +185,7 @@ func algorithm(k *ecdsa.PrivateKey) kmspb.CryptoKeyVersion_CryptoKeyVersionAlgor
 
 // GetPublicKey implements kmspb.KeyManagementServiceServer.
 func (s *Server) GetPublicKey(ctx context.Context, req *kmspb.GetPublicKeyRequest) (*kmspb.PublicKey, error) {
-	k, f, err := s.begin(ctx, req.Name)
+	k, f, err := s.begin(ctx, req.Name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -201,8 +206,7 @@ func (s *Server) GetPublicKey(ctx context.Context, req *kmspb.GetPublicKeyReques
 // service, it wants the digest that matches the key's algorithm and
 // refuses a digest whose digest_crc32c does not match.
 func (s *Server) AsymmetricSign(ctx context.Context, req *kmspb.AsymmetricSignRequest) (*kmspb.AsymmetricSignResponse, error) {
-	s.calls.Add(1)
-	k, f, err := s.begin(ctx, req.Name)
+	k, f, err := s.begin(ctx, req.Name, &s.calls)
 	if err != nil {
 		return nil, err
 	}
