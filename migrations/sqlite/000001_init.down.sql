@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS static_tokens;
+DROP TABLE IF EXISTS refusals;
+DROP TABLE IF EXISTS issuances;
