@@ -97,10 +97,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		if a.cur == nil || !a.now().Before(a.cur.renewAt) {
 			err := a.renewWithRetry(ctx)
-			if errors.Is(err, context.Canceled) && !a.cfg.Once {
+			switch {
+			case errors.Is(err, context.Canceled) && !a.cfg.Once:
 				return nil
-			}
-			if err != nil || a.cfg.Once {
+			case err != nil && a.cfg.Once && a.validNow():
+				// --once promises a valid certificate on disk, and one is.
+				a.log.Warn("Renewal failed, but the certificate on disk is still valid",
+					"expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second))
+				return nil
+			case err != nil || a.cfg.Once:
 				return err
 			}
 			continue
@@ -149,6 +154,12 @@ func (a *Agent) renewWithRetry(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// validNow reports whether the current certificate is within its validity.
+func (a *Agent) validNow() bool {
+	now := a.now()
+	return a.cur != nil && !now.Before(a.cur.cert.Leaf.NotBefore) && now.Before(a.cur.cert.Leaf.NotAfter)
 }
 
 // lifetime is the current certificate's, else the requested TTL, else 0.

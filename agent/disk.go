@@ -28,7 +28,7 @@ func (a *Agent) loadDisk() {
 		return
 	}
 	if roots, err := rotor.ParseCertificates(f.Bundle); err == nil {
-		if b, err := rotor.NewBundle(roots); err == nil && (a.pin == "" || client.HasFingerprint(b, a.pin)) {
+		if b, err := rotor.NewBundle(roots); err == nil && a.anchors(b) {
 			a.setBundle(b)
 		}
 	}
@@ -36,7 +36,7 @@ func (a *Agent) loadDisk() {
 		a.setBundle(nil) // the bundle file alone
 	}
 	if a.ca == nil {
-		a.log.Info("The bundle on disk does not hold the pinned root; starting over", "out_dir", a.cfg.OutDir)
+		a.log.Info("The bundle on disk does not hold the pinned root; issuing anew", "out_dir", a.cfg.OutDir)
 		return
 	}
 	pair, err := tls.X509KeyPair(f.Cert, f.Key)
@@ -74,6 +74,24 @@ func (a *Agent) loadDisk() {
 	}
 	a.metrics.expiry.Set(float64(leaf.NotAfter.Unix()))
 	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+}
+
+// anchors reports whether a bundle found on disk belongs to the CA the
+// configuration names: it holds the pinned root, or shares a root with the
+// bundle file. Files left by an agent of another CA are not trusted, and
+// neither is a certificate chaining to them.
+func (a *Agent) anchors(b *rotor.Bundle) bool {
+	if a.pin != "" {
+		return client.HasFingerprint(b, a.pin)
+	}
+	for _, r := range b.Roots {
+		for _, f := range a.fileRoots {
+			if r.Equal(f) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ensureCA makes first contact in pinned mode when nothing trusted is

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
 )
 
@@ -36,6 +37,14 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures,
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	// Every cause exists from the start at zero, so rate() and alerts work
+	// before the first failure of a kind.
+	for _, c := range rotor.ErrorCodes {
+		m.failures.WithLabelValues(string(c))
+	}
+	for _, c := range []string{"unreachable", "token", "write", "verify", "key", "hook"} {
+		m.failures.WithLabelValues(c)
+	}
 	return m
 }
 

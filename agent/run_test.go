@@ -292,3 +292,48 @@ func TestHookFailureCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestOnceKeepsValidCertificate: --once with a certificate that is due but
+// still valid exits 0 when the CA cannot be reached: the promise is a valid
+// certificate on disk, and there is one.
+func TestOnceKeepsValidCertificate(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{})
+	cfg := testConfig(t, ca)
+	cfg.Once, cfg.Rand = true, func() float64 { return 0 }
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before, version := onDisk(t, cfg.OutDir)
+	ca.SetMode(clienttest.Unreachable)
+	cfg.KeyType = client.ECDSAP384 // due at once
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Errorf("--once with a valid certificate and the CA away = %v, want nil", err)
+	}
+	if after, v := onDisk(t, cfg.OutDir); v != version || !after.Leaf.Equal(before.Leaf) {
+		t.Error("the certificate on disk changed although no renewal succeeded")
+	}
+}
+
+// TestDiskFromOtherCA: files another CA's agent left in --out-dir are not
+// reused, nor is that CA's bundle trusted.
+func TestDiskFromOtherCA(t *testing.T) {
+	t.Parallel()
+	old, ca := clienttest.New(t, clienttest.Options{}), clienttest.New(t, clienttest.Options{})
+	oldCfg := testConfig(t, old)
+	oldCfg.Once = true
+	if err := newAgent(t, oldCfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, ca)
+	cfg.Once, cfg.OutDir = true, oldCfg.OutDir
+	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ca.Issuances()); n != 1 {
+		t.Errorf("the new CA issued %d certificates, want 1", n)
+	}
+	if got := ca.Issuances(); len(got) == 1 && got[0].Authenticator != "token" {
+		t.Errorf("the new CA was asked with %s, want the token", got[0].Authenticator)
+	}
+}
