@@ -93,7 +93,7 @@ type SoftHSM struct {
 
 // NewSoftHSM initialises a token in t.TempDir() and points SOFTHSM2_CONF at
 // it for the rest of the test (so the test cannot be parallel).
-func NewSoftHSM(t *testing.T) *SoftHSM {
+func NewSoftHSM(t testing.TB) *SoftHSM {
 	t.Helper()
 	module := os.Getenv(PKCS11ModuleEnv)
 	if module == "" {
