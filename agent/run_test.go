@@ -92,6 +92,9 @@ func TestRotates(t *testing.T) {
 		if iss[i].BundleFingerprint != ca.Bundle.Fingerprint {
 			t.Errorf("issuance %d reported bundle %q", i, iss[i].BundleFingerprint)
 		}
+		if i > 0 && iss[i].PublicKeySHA256 == iss[i-1].PublicKeySHA256 {
+			t.Errorf("issuance %d reused the previous key without --reuse-key", i)
+		}
 	}
 	cert, _ := onDisk(t, cfg.OutDir)
 	if serial := cert.Leaf.SerialNumber.Text(16); serial != got[len(got)-1] {
@@ -335,5 +338,22 @@ func TestDiskFromOtherCA(t *testing.T) {
 	}
 	if got := ca.Issuances(); len(got) == 1 && got[0].Authenticator != "token" {
 		t.Errorf("the new CA was asked with %s, want the token", got[0].Authenticator)
+	}
+}
+
+// TestReuseKey: with --reuse-key every renewal certifies the same key.
+func TestReuseKey(t *testing.T) {
+	t.Parallel()
+	ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+	cfg := testConfig(t, ca)
+	cfg.ReuseKey = true
+	stop := start(t, newAgent(t, cfg))
+	eventually(t, "three certificates", func() bool { return len(ca.Issuances()) >= 3 })
+	stop()
+	iss := ca.Issuances()
+	for i := range iss[1:] {
+		if iss[i+1].PublicKeySHA256 != iss[0].PublicKeySHA256 {
+			t.Errorf("issuance %d has a new key despite --reuse-key", i+1)
+		}
 	}
 }
