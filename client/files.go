@@ -77,7 +77,10 @@ func WriteFiles(dir string, f Files, now time.Time) error {
 			return err
 		}
 	}
-	return removeOldVersions(dir, version)
+	// Old versions are clutter, not a failure: the new set is in place, and
+	// the next write tries the clean-up again.
+	_ = removeOldVersions(dir, version)
+	return nil
 }
 
 // newVersionDir creates an empty version directory named after now.
