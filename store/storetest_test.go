@@ -22,6 +22,7 @@ import (
 func testStore(t *testing.T, b backend) {
 	t.Run("issuance/round-trip", func(t *testing.T) { testIssuanceRoundTrip(t, b) })
 	t.Run("issuance/who-got-what-when", func(t *testing.T) { testWhoGotWhat(t, b) })
+	t.Run("issuance/invalid", func(t *testing.T) { testInvalidIssuance(t, b) })
 	t.Run("issuance/concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("issuance/ctx-cancelled", func(t *testing.T) { testCancelled(t, b) })
 	t.Run("refusal", func(t *testing.T) { testRefusals(t, b) })
@@ -69,6 +70,24 @@ func testIssuanceRoundTrip(t *testing.T, b backend) {
 				t.Fatalf("certificate read back does not parse: %v", err)
 			}
 		})
+	}
+}
+
+// testInvalidIssuance checks that a record the schema would refuse is
+// refused alone, before it can fail a whole group commit.
+func testInvalidIssuance(t *testing.T, b backend) {
+	s, url := b.open(t, store.Options{})
+	for _, serial := range []string{"", "ABCDEF", "ab:cd", "xyz"} {
+		t.Run("fail/serial-"+serial, func(t *testing.T) {
+			iss := newIssuance(t, rotor.Identity{Namespace: "ns", ServiceAccount: "sa"}, time.Now())
+			iss.Serial = serial
+			if err := s.RecordIssuance(t.Context(), iss); rotor.ErrorCodeOf(err) != rotor.EInternal {
+				t.Fatalf("RecordIssuance with serial %q: %v, want code %q", serial, err, rotor.EInternal)
+			}
+		})
+	}
+	if n := b.count(t, url, `SELECT count(*) FROM issuances`); n != 0 {
+		t.Fatalf("%d rows stored, want none", n)
 	}
 }
 
