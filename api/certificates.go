@@ -22,8 +22,9 @@ type issueRequest struct {
 	TTL string `json:"ttl,omitempty"`
 }
 
-// issuedCertificate is the 201 body of POST /v1/certificates.
-type issuedCertificate struct {
+// IssuedCertificate is the 201 body of POST /v1/certificates (schema
+// IssuedCertificate in openapi.yaml).
+type IssuedCertificate struct {
 	Serial      string    `json:"serial"`
 	Identity    string    `json:"identity"`
 	SPIFFEID    string    `json:"spiffe_id"`
@@ -53,7 +54,7 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 	s.metrics.issued()
 	td := s.cfg.TrustDomain
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
-	writeJSON(w, http.StatusCreated, issuedCertificate{
+	writeJSON(w, http.StatusCreated, IssuedCertificate{
 		Serial:      iss.Serial,
 		Identity:    iss.Identity.DNSName(td),
 		SPIFFEID:    iss.Identity.SPIFFEID(td).String(),
@@ -153,8 +154,9 @@ func bearerToken(h string) string {
 	return strings.TrimSpace(token)
 }
 
-// certificateRecord is the 200 body of GET /v1/certificates/{serial}.
-type certificateRecord struct {
+// CertificateRecord is the 200 body of GET /v1/certificates/{serial}
+// (schema CertificateRecord in openapi.yaml): the audit row of one issuance.
+type CertificateRecord struct {
 	Serial            string    `json:"serial"`
 	Identity          string    `json:"identity"`
 	Namespace         string    `json:"namespace"`
@@ -192,7 +194,7 @@ func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	if sans == nil {
 		sans = []string{}
 	}
-	writeJSON(w, http.StatusOK, certificateRecord{
+	writeJSON(w, http.StatusOK, CertificateRecord{
 		Serial: iss.Serial, Identity: iss.Identity.DNSName(s.cfg.TrustDomain),
 		Namespace: iss.Identity.Namespace, ServiceAccount: iss.Identity.ServiceAccount, SANs: sans,
 		KeyAlgorithm: iss.KeyAlgorithm, KeySize: iss.KeySize,

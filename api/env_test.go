@@ -1,0 +1,211 @@
+package api_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/api"
+	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/internal/testenv"
+	"github.com/rotor-dev/rotor/store"
+)
+
+const trustDomain = "cluster.local"
+
+var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
+
+// testPKI is a root and an issuer made for one test.
+type testPKI struct {
+	trust     *rotor.Trust
+	issuerKey crypto.Signer
+}
+
+// newPKI makes a P-256 root and issuer; wrap decorates the issuer's signer
+// (the metrics decorator, as the wiring does).
+func newPKI(t testing.TB, wrap func(rotor.Signer) rotor.Signer) *testPKI {
+	t.Helper()
+	ctx, now := context.Background(), time.Now()
+	rootKey := newECKey(t, elliptic.P256())
+	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Rotor Test Root", Lifetime: 365 * 24 * time.Hour,
+		PathLen: 1, Now: now}, rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerKey := newECKey(t, elliptic.P256())
+	issuerCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Rotor Test Issuer",
+		Lifetime: 30 * 24 * time.Hour, Now: now}, issuerKey.Public(), root, rotor.LocalSigner{Key: rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := rotor.NewIssuer(issuerCert, nil, wrap(rotor.LocalSigner{Key: issuerKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := rotor.NewBundle([]*x509.Certificate{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := rotor.NewTrust(issuer, bundle, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testPKI{trust: trust, issuerKey: issuerKey}
+}
+
+func newECKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// serverCertificate makes the HTTPS server's own certificate, from a root
+// unrelated to the CA's, and the pool that trusts it.
+func serverCertificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key := newECKey(t, elliptic.P256())
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca.rotor.test"},
+		DNSNames: []string{"ca.rotor.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+}
+
+// openStore opens a real store with its migrations applied.
+func openStore(t testing.TB, url string) rotor.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), url, store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// sqliteURL is a fresh SQLite database file for one test.
+func sqliteURL(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "rotor.db")
+}
+
+// backends names each real store a test runs against, and how to get a
+// fresh URL for it. Postgres skips (or fails in CI) when it is not there.
+var backends = []struct {
+	name string
+	url  func(testing.TB) string
+}{
+	{"sqlite", sqliteURL},
+	{"postgres", testenv.PostgresURL},
+}
+
+// env is a whole CA over TLS: a real store, the real authenticators
+// (mTLS, then static tokens), the core CA, the API and its metrics.
+type env struct {
+	*tlsServer
+	store   rotor.Store
+	pki     *testPKI
+	trust   *rotor.TrustHolder // starts with pki.trust
+	ca      *rotor.CA
+	metrics *api.Metrics
+	token   string // a static token for webapp
+}
+
+type envConfig struct {
+	maxTTL      time.Duration
+	limiter     *rotor.Limiter
+	rand        io.Reader     // the CA's randomness; nil: crypto/rand
+	signTimeout time.Duration // the CA's; zero: its default
+	readyTO     time.Duration
+	logs        io.Writer // receives every log line at DEBUG; nil: discarded
+	// ready gives the /readyz checks once the store and PKI exist; nil, or
+	// a nil result, means the store and signer checks.
+	ready func(e *env) []api.ReadyCheck
+}
+
+func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
+	t.Helper()
+	e := &env{store: openStore(t, storeURL), metrics: api.NewMetrics()}
+	e.pki = newPKI(t, e.metrics.Signer)
+	e.token = e.newToken(t, webapp)
+	e.trust = rotor.NewTrustHolder(e.pki.trust)
+	trust := e.trust
+	if cfg.maxTTL == 0 {
+		cfg.maxTTL = 72 * time.Hour
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	var err error
+	e.ca, err = rotor.NewCA(rotor.CAConfig{
+		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: cfg.maxTTL,
+			ClockSkew: time.Minute},
+		Trust: trust,
+		Authenticator: rotor.Authenticators{authn.NewMTLS(trust, trustDomain, time.Now),
+			authn.NewStaticTokens(e.store)},
+		Audit:       e.metrics.AuditLog(e.store),
+		Limiter:     cfg.limiter,
+		Rand:        cfg.rand,
+		SignTimeout: cfg.signTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready []api.ReadyCheck
+	if cfg.ready != nil {
+		ready = cfg.ready(e)
+	}
+	if ready == nil {
+		ready = []api.ReadyCheck{api.StoreReady(e.store), api.SignerReady(e.pki.trust.Issuer.Signer)}
+	}
+	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Finder: e.store, Ready: ready, Metrics: e.metrics,
+		Logger: logger, ReadyTimeout: cfg.readyTO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tlsServer = startTLS(t, h)
+	return e
+}
+
+// newToken creates a static token for id in the env's store.
+func (e *env) newToken(t testing.TB, id rotor.Identity) string {
+	t.Helper()
+	tok, rec, err := rotor.NewStaticToken(nil, id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateToken(context.Background(), rec); err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	return tok
+}
+
+// bearer is the Authorization header for token.
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
