@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net/url"
 	"time"
 )
 
@@ -116,27 +113,21 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	}
 	td := ca.cfg.Policy.TrustDomain
 	dns, uri := caller.Identity.DNSName(td), caller.Identity.SPIFFEID(td)
-	keyUsage := x509.KeyUsageDigitalSignature
-	if checked.KeyAlgorithm == "RSA" {
-		keyUsage |= x509.KeyUsageKeyEncipherment
-	}
 	ski := sha256.Sum256(checked.Request.RawSubjectPublicKeyInfo)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: dns},
-		DNSNames:              []string{dns},
-		URIs:                  []*url.URL{uri},
-		NotBefore:             now.Add(-ca.cfg.Policy.ClockSkew),
-		NotAfter:              notAfter,
-		KeyUsage:              keyUsage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		SubjectKeyId:          ski[:20],
+	fields := leafFields{
+		Serial:     serial,
+		CommonName: dns,
+		DNSName:    dns,
+		URI:        uri.String(),
+		NotBefore:  now.Add(-ca.cfg.Policy.ClockSkew),
+		NotAfter:   notAfter,
+		SPKI:       checked.Request.RawSubjectPublicKeyInfo,
+		SKI:        ski[:20],
+		RSASubject: checked.KeyAlgorithm == "RSA",
 	}
 	signCtx, cancel := context.WithTimeout(ctx, ca.cfg.SignTimeout)
 	defer cancel()
-	der, err := x509.CreateCertificate(ca.cfg.Rand, tmpl, issuer.Certificate, checked.Request.PublicKey,
-		CryptoSigner(signCtx, issuer.Signer))
+	der, err := issuer.signLeaf(signCtx, fields)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -147,13 +138,13 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	record := &Issuance{
 		Serial:            hex.EncodeToString(serial.Bytes()),
 		Identity:          caller.Identity,
-		SANs:              []string{dns, uri.String()},
+		SANs:              []string{dns, fields.URI},
 		KeyAlgorithm:      checked.KeyAlgorithm,
 		KeySize:           checked.KeySize,
 		PublicKeySHA256:   checked.PublicKeySHA256,
 		CSRSHA256:         checked.CSRSHA256,
-		NotBefore:         tmpl.NotBefore,
-		NotAfter:          tmpl.NotAfter,
+		NotBefore:         fields.NotBefore,
+		NotAfter:          fields.NotAfter,
 		IssuedAt:          now,
 		IssuerKeyID:       issuer.KeyID,
 		Authenticator:     caller.Authenticator,

@@ -26,6 +26,7 @@ type Issuer struct {
 	KeyID string
 	// ChainPEM is Chain encoded once, as every response sends it.
 	ChainPEM []byte
+	scheme   sigScheme
 }
 
 // NewIssuer checks that cert is a CA certificate whose public key is the
@@ -42,9 +43,13 @@ func NewIssuer(cert *x509.Certificate, intermediates []*x509.Certificate, signer
 	if len(cert.SubjectKeyId) == 0 {
 		return nil, fmt.Errorf("issuer certificate %q has no subject key identifier", cert.Subject)
 	}
+	scheme, err := schemeFor(cert.PublicKey)
+	if err != nil {
+		return nil, err
+	}
 	chain := append([]*x509.Certificate{cert}, intermediates...)
 	return &Issuer{Certificate: cert, Chain: chain, Signer: signer,
-		KeyID: hex.EncodeToString(cert.SubjectKeyId), ChainPEM: EncodeCertificates(chain)}, nil
+		KeyID: hex.EncodeToString(cert.SubjectKeyId), ChainPEM: EncodeCertificates(chain), scheme: scheme}, nil
 }
 
 // Bundle is the set of trust anchors served to workloads. It may hold several
