@@ -8,25 +8,25 @@ import (
 // Issuance is the audit record of one issued certificate. It holds no secret:
 // no token, no private key.
 type Issuance struct {
-	Serial          string    `json:"serial"` // lowercase hex, no separators
-	Identity        Identity  `json:"identity"`
-	SANs            []string  `json:"sans"`          // DNS names then URIs
-	KeyAlgorithm    string    `json:"key_algorithm"` // "ECDSA", "Ed25519", "RSA"
-	KeySize         int       `json:"key_size"`      // bits: curve size or modulus
-	PublicKeySHA256 string    `json:"public_key_sha256"`
-	CSRSHA256       string    `json:"csr_sha256"`
-	NotBefore       time.Time `json:"not_before"`
-	NotAfter        time.Time `json:"not_after"`
-	IssuedAt        time.Time `json:"issued_at"`
-	IssuerKeyID     string    `json:"issuer_key_id"` // issuer's subject key ID, hex
-	Authenticator   string    `json:"authenticator"`
-	TokenSubject    string    `json:"token_subject"`
-	RemoteAddr      string    `json:"remote_addr"`
+	Serial          string // lowercase hex, no separators
+	Identity        Identity
+	SANs            []string // DNS names then URIs
+	KeyAlgorithm    string   // "ECDSA", "Ed25519", "RSA"
+	KeySize         int      // bits: curve size or modulus
+	PublicKeySHA256 string
+	CSRSHA256       string
+	NotBefore       time.Time
+	NotAfter        time.Time
+	IssuedAt        time.Time
+	IssuerKeyID     string // issuer's subject key ID, hex
+	Authenticator   string
+	TokenSubject    string
+	RemoteAddr      string
 	// BundleFingerprint is the fingerprint of the trust bundle the client
 	// said it holds (header Rotor-Bundle-Fingerprint), or "".
-	BundleFingerprint string `json:"bundle_fingerprint,omitempty"`
+	BundleFingerprint string
 	// Certificate is the issued leaf, DER.
-	Certificate []byte `json:"-"`
+	Certificate []byte
 }
 
 // Refusal is the audit record of one refused issuance request.

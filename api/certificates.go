@@ -16,25 +16,6 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// issueRequest is the JSON body of POST /v1/certificates.
-type issueRequest struct {
-	CSR string `json:"csr"`
-	TTL string `json:"ttl,omitempty"`
-}
-
-// IssuedCertificate is the 201 body of POST /v1/certificates (schema
-// IssuedCertificate in openapi.yaml).
-type IssuedCertificate struct {
-	Serial      string    `json:"serial"`
-	Identity    string    `json:"identity"`
-	SPIFFEID    string    `json:"spiffe_id"`
-	Certificate string    `json:"certificate"`
-	Chain       string    `json:"chain"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	RenewAfter  time.Time `json:"renew_after"`
-}
-
 // issueCertificate handles POST /v1/certificates. It counts the outcome
 // here, where the answer is decided, so transport refusals (415, 413) are
 // counted alongside the core's.
@@ -52,18 +33,8 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.issued()
-	td := s.cfg.TrustDomain
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
-	writeJSON(w, http.StatusCreated, IssuedCertificate{
-		Serial:      iss.Serial,
-		Identity:    iss.Identity.DNSName(td),
-		SPIFFEID:    iss.Identity.SPIFFEID(td).String(),
-		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
-		Chain:       string(issuer.ChainPEM),
-		NotBefore:   iss.NotBefore.UTC(),
-		NotAfter:    iss.NotAfter.UTC(),
-		RenewAfter:  iss.RenewAfter().UTC(),
-	})
+	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.cfg.TrustDomain))
 }
 
 // readIssueRequest turns the HTTP request into the core's IssueRequest. It
@@ -89,7 +60,7 @@ func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor
 	if mediaType == "application/pkcs10" {
 		req.CSR = unarmor(body)
 	} else {
-		var in issueRequest
+		var in rotor.IssueBody
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
@@ -154,30 +125,6 @@ func bearerToken(h string) string {
 	return strings.TrimSpace(token)
 }
 
-// CertificateRecord is the 200 body of GET /v1/certificates/{serial}
-// (schema CertificateRecord in openapi.yaml): the audit row of one issuance.
-type CertificateRecord struct {
-	Serial            string    `json:"serial"`
-	Identity          string    `json:"identity"`
-	Namespace         string    `json:"namespace"`
-	ServiceAccount    string    `json:"service_account"`
-	SANs              []string  `json:"sans"`
-	KeyAlgorithm      string    `json:"key_algorithm"`
-	KeySize           int       `json:"key_size"`
-	PublicKeySHA256   string    `json:"public_key_sha256"`
-	CSRSHA256         string    `json:"csr_sha256"`
-	NotBefore         time.Time `json:"not_before"`
-	NotAfter          time.Time `json:"not_after"`
-	IssuedAt          time.Time `json:"issued_at"`
-	RenewAfter        time.Time `json:"renew_after"`
-	IssuerKeyID       string    `json:"issuer_key_id"`
-	Authenticator     string    `json:"authenticator"`
-	TokenSubject      string    `json:"token_subject"`
-	RemoteAddr        string    `json:"remote_addr"`
-	BundleFingerprint string    `json:"bundle_fingerprint,omitempty"`
-	Certificate       string    `json:"certificate"`
-}
-
 // getCertificate handles GET /v1/certificates/{serial}.
 func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	serial := chi.URLParam(r, "serial")
@@ -190,21 +137,7 @@ func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 		s.problem.write(w, r, err)
 		return
 	}
-	sans := iss.SANs
-	if sans == nil {
-		sans = []string{}
-	}
-	writeJSON(w, http.StatusOK, CertificateRecord{
-		Serial: iss.Serial, Identity: iss.Identity.DNSName(s.cfg.TrustDomain),
-		Namespace: iss.Identity.Namespace, ServiceAccount: iss.Identity.ServiceAccount, SANs: sans,
-		KeyAlgorithm: iss.KeyAlgorithm, KeySize: iss.KeySize,
-		PublicKeySHA256: iss.PublicKeySHA256, CSRSHA256: iss.CSRSHA256,
-		NotBefore: iss.NotBefore.UTC(), NotAfter: iss.NotAfter.UTC(), IssuedAt: iss.IssuedAt.UTC(),
-		RenewAfter: iss.RenewAfter().UTC(), IssuerKeyID: iss.IssuerKeyID,
-		Authenticator: iss.Authenticator, TokenSubject: iss.TokenSubject, RemoteAddr: iss.RemoteAddr,
-		BundleFingerprint: iss.BundleFingerprint,
-		Certificate:       string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
-	})
+	writeJSON(w, http.StatusOK, rotor.NewCertificateRecord(iss, s.cfg.TrustDomain))
 }
 
 // isLowerHex reports whether s is lo to hi lowercase hex digits.

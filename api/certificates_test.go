@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
-	"github.com/rotor-dev/rotor/api"
 )
 
 // TestIssueOverTLS issues with every body form the contract allows, then
@@ -36,7 +35,7 @@ func TestIssueOverTLS(t *testing.T) {
 		{"ok/pkcs10-pem", "application/pkcs10", csrPEM(der)},
 		{"ok/pkcs10-der", "application/pkcs10", der},
 	}
-	var last *api.IssuedCertificate
+	var last *rotor.IssuedCertificate
 	for _, b := range bodies {
 		t.Run(b.name, func(t *testing.T) {
 			h := bearer(e.token)
@@ -71,11 +70,11 @@ func TestIssueOverTLS(t *testing.T) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
-		var rec api.CertificateRecord
+		var rec rotor.CertificateRecord
 		if err := json.Unmarshal(r.Body, &rec); err != nil {
 			t.Fatal(err)
 		}
-		want := api.CertificateRecord{Serial: last.Serial, Identity: last.Identity, Namespace: "default",
+		want := rotor.CertificateRecord{Serial: last.Serial, Identity: last.Identity, Namespace: "default",
 			ServiceAccount: "webapp", SANs: []string{last.Identity, last.SPIFFEID}, KeyAlgorithm: "ECDSA",
 			KeySize: 256, PublicKeySHA256: rec.PublicKeySHA256, CSRSHA256: rec.CSRSHA256,
 			NotBefore: last.NotBefore, NotAfter: last.NotAfter, IssuedAt: rec.IssuedAt, RenewAfter: last.RenewAfter,

@@ -100,12 +100,12 @@ type response struct {
 }
 
 // problem decodes a problem+json body.
-func (r *response) problem(t testing.TB) api.Problem {
+func (r *response) problem(t testing.TB) rotor.Problem {
 	t.Helper()
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 		t.Fatalf("status %d: content type %q, want application/problem+json; body %s", r.Status, ct, r.Body)
 	}
-	var p api.Problem
+	var p rotor.Problem
 	if err := json.Unmarshal(r.Body, &p); err != nil {
 		t.Fatalf("decode problem: %v", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/rotor-dev/rotor"
-	"github.com/rotor-dev/rotor/api"
 )
 
 // newKey makes a key of the named kind.
@@ -122,9 +121,9 @@ func jsonBody(t testing.TB, der []byte, ttl string) []byte {
 // promises: it chains to the bundle for client and server auth, names
 // exactly the caller, carries the requested key, a serial of at least 128
 // bits and key identifiers linking it to the issuer.
-func checkIssued(t testing.TB, e *env, body []byte, key crypto.Signer, id rotor.Identity) (*api.IssuedCertificate, *x509.Certificate) {
+func checkIssued(t testing.TB, e *env, body []byte, key crypto.Signer, id rotor.Identity) (*rotor.IssuedCertificate, *x509.Certificate) {
 	t.Helper()
-	var out api.IssuedCertificate
+	var out rotor.IssuedCertificate
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("decode issued certificate: %v", err)
 	}

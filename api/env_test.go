@@ -181,7 +181,7 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		ready = cfg.ready(e)
 	}
 	if ready == nil {
-		ready = []api.ReadyCheck{api.StoreReady(e.store), api.SignerReady(e.pki.trust.Issuer.Signer)}
+		ready = []api.ReadyCheck{api.StoreReady(e.store), api.SignerReady(e.trust)}
 	}
 	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Finder: e.store, Ready: ready, Metrics: e.metrics,
 		Logger: logger, ReadyTimeout: cfg.readyTO})

@@ -2,16 +2,12 @@ package api
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"sync"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/signer"
 )
 
 // ReadyCheck is one dependency /readyz asks about.
@@ -42,37 +38,12 @@ func StoreReady(s interface{ Ping(context.Context) error }) ReadyCheck {
 	return ReadyCheck{Name: "store", Check: s.Ping, Code: rotor.EStoreUnavailable}
 }
 
-// SignerReady checks that the issuing key signs, and signs with the key the
-// issuer certificate names, by making and verifying one test signature.
-func SignerReady(s rotor.Signer) ReadyCheck {
+// SignerReady checks that the current issuer's key signs, with a real test
+// signature verified against its public key (signer.Check), so a signer
+// swapped in by an issuer rotation is the one checked.
+func SignerReady(trust rotor.TrustSource) ReadyCheck {
 	return ReadyCheck{Name: "signer", Code: rotor.ESignerUnavailable, Check: func(ctx context.Context) error {
-		msg := []byte("rotor readiness probe")
-		digest := sha256.Sum256(msg)
-		pub := s.Public()
-		var opts crypto.SignerOpts = crypto.SHA256
-		signed := digest[:]
-		if _, ok := pub.(ed25519.PublicKey); ok {
-			opts, signed = crypto.Hash(0), msg // Ed25519 signs the message itself
-		}
-		sig, err := s.Sign(ctx, signed, opts)
-		if err != nil {
-			return err
-		}
-		var ok bool
-		switch k := pub.(type) {
-		case *ecdsa.PublicKey:
-			ok = ecdsa.VerifyASN1(k, digest[:], sig)
-		case ed25519.PublicKey:
-			ok = ed25519.Verify(k, msg, sig)
-		case *rsa.PublicKey:
-			ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
-		default:
-			return fmt.Errorf("signer public key type %T is not supported", pub)
-		}
-		if !ok {
-			return fmt.Errorf("test signature does not verify with the signer's public key")
-		}
-		return nil
+		return signer.Check(ctx, trust.Trust().Issuer.Signer)
 	}}
 }
 

@@ -53,14 +53,6 @@ func entryFor(code rotor.ErrorCode) (rotor.ErrorCode, statusEntry) {
 	return rotor.EInternal, statusTable[rotor.EInternal]
 }
 
-// Problem is an RFC 9457 problem details document as Rotor sends it.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail"`
-	Instance string `json:"instance,omitempty"`
-}
 
 // problemWriter answers errors; it holds the logger so internal causes are
 // recorded where the response is decided.
@@ -80,7 +72,7 @@ func (p problemWriter) writeStatus(w http.ResponseWriter, r *http.Request, err e
 	if status == 0 {
 		status = entry.Status
 	}
-	prob := Problem{Type: code.ProblemType(), Title: entry.Title, Status: status,
+	prob := rotor.Problem{Type: code.ProblemType(), Title: entry.Title, Status: status,
 		Detail: rotor.ErrorMessageOf(err), Instance: newInstance()}
 	switch {
 	case status >= 500:

@@ -17,7 +17,7 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// problemSchema is the contract's Problem schema.
+// problemSchema is the contract's rotor.Problem schema.
 func problemSchema(t *testing.T) *openapi3.Schema {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(rotor.OpenAPI)
@@ -28,7 +28,7 @@ func problemSchema(t *testing.T) *openapi3.Schema {
 }
 
 // TestProblemTable answers every error code through the one table and
-// checks status, type, title, headers and the Problem schema.
+// checks status, type, title, headers and the rotor.Problem schema.
 func TestProblemTable(t *testing.T) {
 	t.Parallel()
 	schema := problemSchema(t)
@@ -62,7 +62,7 @@ func TestProblemTable(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := schema.VisitJSON(body); err != nil {
-				t.Errorf("not a Problem: %v", err)
+				t.Errorf("not a rotor.Problem: %v", err)
 			}
 			if body["type"] != code.ProblemType() || body["status"] != float64(status) ||
 				body["detail"] != "detail for "+string(code) || body["title"] == "" {
@@ -95,7 +95,7 @@ func TestProblemHidesInternalCause(t *testing.T) {
 	rec := httptest.NewRecorder()
 	cause := errors.New("dial tcp 10.1.2.3:5432: password authentication failed for user rotor")
 	p.write(rec, httptest.NewRequest(http.MethodPost, "/v1/certificates", nil), cause)
-	var prob Problem
+	var prob rotor.Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestRecoverPanic(t *testing.T) {
 	h := s.recoverPanic(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/", nil))
-	var prob Problem
+	var prob rotor.Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil {
 		t.Fatalf("body %q: %v", rec.Body, err)
 	}

@@ -48,22 +48,6 @@ type Issued struct {
 	NotBefore, NotAfter, RenewAfter time.Time
 }
 
-type issueBody struct {
-	CSR string `json:"csr"`
-	TTL string `json:"ttl,omitempty"`
-}
-
-type issuedBody struct {
-	Serial      string    `json:"serial"`
-	Identity    string    `json:"identity"`
-	SPIFFEID    string    `json:"spiffe_id"`
-	Certificate string    `json:"certificate"`
-	Chain       string    `json:"chain"`
-	NotBefore   time.Time `json:"not_before"`
-	NotAfter    time.Time `json:"not_after"`
-	RenewAfter  time.Time `json:"renew_after"`
-}
-
 // Issue sends a CSR and returns the issued certificate after checking that
 // it certifies the CSR's key. The key itself never leaves the caller.
 func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
@@ -75,7 +59,7 @@ func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
 	if err != nil {
 		return nil, rotor.WrapError(rotor.EBadCSR, err, "CSR is not a valid PKCS#10 request")
 	}
-	body := issueBody{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))}
+	body := rotor.IssueBody{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))}
 	if r.TTL > 0 {
 		body.TTL = r.TTL.String()
 	}
@@ -104,17 +88,17 @@ func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out issuedBody
+	var out rotor.IssuedCertificate
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&out); err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate")
 	}
-	return out.issued(csr.PublicKey)
+	return issued(&out, csr.PublicKey)
 }
 
 // issued parses the answer and checks it certifies pub: a CA (or anything
 // between) answering with someone else's certificate must not get it
 // written beside our key.
-func (b *issuedBody) issued(pub crypto.PublicKey) (*Issued, error) {
+func issued(b *rotor.IssuedCertificate, pub crypto.PublicKey) (*Issued, error) {
 	leaf, err := rotor.ParseCertificates([]byte(b.Certificate))
 	if err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable certificate")
@@ -135,29 +119,9 @@ func (b *issuedBody) issued(pub crypto.PublicKey) (*Issued, error) {
 		RenewAfter: b.RenewAfter}, nil
 }
 
-// CertificateRecord is the CA's audit record of one issuance.
-type CertificateRecord struct {
-	rotor.Issuance
-	// Name is the DNS identity.
-	Name       string
-	RenewAfter time.Time
-}
-
-// recordBody is the wire form: its flat "identity" (the DNS name) shadows
-// the embedded Issuance's structured one, which comes as namespace and
-// service_account instead.
-type recordBody struct {
-	rotor.Issuance
-	Identity       string    `json:"identity"`
-	Namespace      string    `json:"namespace"`
-	ServiceAccount string    `json:"service_account"`
-	RenewAfter     time.Time `json:"renew_after"`
-	Certificate    string    `json:"certificate"`
-}
-
 // Certificate looks up the issuance with the given serial (lowercase hex).
 // An unknown serial gives rotor.ENotFound.
-func (c *Client) Certificate(ctx context.Context, serial string) (*CertificateRecord, error) {
+func (c *Client) Certificate(ctx context.Context, serial string) (*rotor.Issuance, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(serial), nil)
 	if err != nil {
 		return nil, err
@@ -168,17 +132,14 @@ func (c *Client) Certificate(ctx context.Context, serial string) (*CertificateRe
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var b recordBody
+	var b rotor.CertificateRecord
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&b); err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate record")
 	}
-	leaf, err := rotor.ParseCertificates([]byte(b.Certificate))
+	rec, err := b.Issuance()
 	if err != nil {
-		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable certificate")
+		return nil, err
 	}
-	rec := &CertificateRecord{Issuance: b.Issuance, Name: b.Identity, RenewAfter: b.RenewAfter}
-	rec.Identity = rotor.Identity{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount}
-	rec.Certificate = leaf[0].Raw
 	if rec.Serial != serial {
 		return nil, rotor.Errorf(rotor.EInternal, "CA answered record %s for serial %s", rec.Serial, serial)
 	}

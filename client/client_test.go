@@ -234,8 +234,8 @@ func TestCertificate(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if rec.Identity != webapp || rec.Authenticator != "token" || rec.Name != issued.Name ||
-				!rec.NotAfter.Equal(issued.NotAfter) || !rec.RenewAfter.Equal(issued.RenewAfter) {
+			if rec.Identity != webapp || rec.Authenticator != "token" || rec.Serial != issued.Serial ||
+				!rec.NotAfter.Equal(issued.NotAfter) || !rec.RenewAfter().Equal(issued.RenewAfter) {
 				t.Errorf("record %+v does not describe the issued certificate %+v", rec, issued)
 			}
 			if leaf, err := x509.ParseCertificate(rec.Certificate); err != nil || !leaf.Equal(issued.Leaf) {

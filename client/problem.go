@@ -20,11 +20,7 @@ import (
 // callers that need the status, the instance (to quote to an operator) or
 // Retry-After get it with errors.As.
 type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail"`
-	Instance string `json:"instance,omitempty"`
+	rotor.Problem
 	// RetryAfter is the server's Retry-After header, zero if none.
 	RetryAfter time.Duration `json:"-"`
 }
@@ -78,14 +74,15 @@ func transportError(req *http.Request, err error) error {
 // a 502 from a load balancer is still "retry later".
 func responseError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	p := &Problem{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	p := &Problem{RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/problem+json" {
-		var doc Problem
+		var doc rotor.Problem
 		if err := json.Unmarshal(body, &doc); err == nil {
-			p.Type, p.Title, p.Detail, p.Instance = doc.Type, doc.Title, doc.Detail, doc.Instance
+			p.Problem = doc
 		}
 	}
+	p.Status = resp.StatusCode // the status line, whatever the document says
 	code := codeFromStatus(resp.StatusCode)
 	if strings.HasPrefix(p.Type, rotor.ProblemTypePrefix) {
 		code = rotor.CodeFromProblemType(p.Type)

@@ -1,0 +1,110 @@
+package rotor
+
+import (
+	"encoding/pem"
+	"time"
+)
+
+// The JSON bodies of the HTTP API (openapi.yaml), shared by the server (api)
+// and the Go client so that the two cannot drift apart.
+
+// IssueBody is the JSON request body of POST /v1/certificates.
+type IssueBody struct {
+	CSR string `json:"csr"`           // PEM
+	TTL string `json:"ttl,omitempty"` // a Go duration
+}
+
+// IssuedCertificate is the 201 body of POST /v1/certificates.
+type IssuedCertificate struct {
+	Serial      string    `json:"serial"`
+	Identity    string    `json:"identity"` // the DNS identity
+	SPIFFEID    string    `json:"spiffe_id"`
+	Certificate string    `json:"certificate"` // leaf, PEM
+	Chain       string    `json:"chain"`       // intermediates, PEM, root excluded
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	RenewAfter  time.Time `json:"renew_after"`
+}
+
+// NewIssuedCertificate is the answer for an issuance signed by issuer.
+func NewIssuedCertificate(iss *Issuance, issuer *Issuer, trustDomain string) IssuedCertificate {
+	return IssuedCertificate{
+		Serial:      iss.Serial,
+		Identity:    iss.Identity.DNSName(trustDomain),
+		SPIFFEID:    iss.Identity.SPIFFEID(trustDomain).String(),
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
+		Chain:       string(issuer.ChainPEM),
+		NotBefore:   iss.NotBefore.UTC(),
+		NotAfter:    iss.NotAfter.UTC(),
+		RenewAfter:  iss.RenewAfter().UTC(),
+	}
+}
+
+// CertificateRecord is the 200 body of GET /v1/certificates/{serial}: an
+// Issuance flattened for JSON, with the certificate as PEM.
+type CertificateRecord struct {
+	Serial            string    `json:"serial"`
+	Identity          string    `json:"identity"` // the DNS identity
+	Namespace         string    `json:"namespace"`
+	ServiceAccount    string    `json:"service_account"`
+	SANs              []string  `json:"sans"`
+	KeyAlgorithm      string    `json:"key_algorithm"`
+	KeySize           int       `json:"key_size"`
+	PublicKeySHA256   string    `json:"public_key_sha256"`
+	CSRSHA256         string    `json:"csr_sha256"`
+	NotBefore         time.Time `json:"not_before"`
+	NotAfter          time.Time `json:"not_after"`
+	IssuedAt          time.Time `json:"issued_at"`
+	RenewAfter        time.Time `json:"renew_after"`
+	IssuerKeyID       string    `json:"issuer_key_id"`
+	Authenticator     string    `json:"authenticator"`
+	TokenSubject      string    `json:"token_subject"`
+	RemoteAddr        string    `json:"remote_addr"`
+	BundleFingerprint string    `json:"bundle_fingerprint,omitempty"`
+	Certificate       string    `json:"certificate"` // PEM
+}
+
+// NewCertificateRecord flattens iss for the API.
+func NewCertificateRecord(iss *Issuance, trustDomain string) CertificateRecord {
+	sans := iss.SANs
+	if sans == nil {
+		sans = []string{}
+	}
+	return CertificateRecord{
+		Serial: iss.Serial, Identity: iss.Identity.DNSName(trustDomain),
+		Namespace: iss.Identity.Namespace, ServiceAccount: iss.Identity.ServiceAccount, SANs: sans,
+		KeyAlgorithm: iss.KeyAlgorithm, KeySize: iss.KeySize,
+		PublicKeySHA256: iss.PublicKeySHA256, CSRSHA256: iss.CSRSHA256,
+		NotBefore: iss.NotBefore.UTC(), NotAfter: iss.NotAfter.UTC(), IssuedAt: iss.IssuedAt.UTC(),
+		RenewAfter: iss.RenewAfter().UTC(), IssuerKeyID: iss.IssuerKeyID,
+		Authenticator: iss.Authenticator, TokenSubject: iss.TokenSubject, RemoteAddr: iss.RemoteAddr,
+		BundleFingerprint: iss.BundleFingerprint,
+		Certificate:       string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
+	}
+}
+
+// Issuance turns the record back into the core's form.
+func (r CertificateRecord) Issuance() (*Issuance, error) {
+	certs, err := ParseCertificates([]byte(r.Certificate))
+	if err != nil {
+		return nil, WrapError(EInternal, err, "certificate record %s holds no parsable certificate", r.Serial)
+	}
+	return &Issuance{
+		Serial: r.Serial, Identity: Identity{Namespace: r.Namespace, ServiceAccount: r.ServiceAccount},
+		SANs: r.SANs, KeyAlgorithm: r.KeyAlgorithm, KeySize: r.KeySize,
+		PublicKeySHA256: r.PublicKeySHA256, CSRSHA256: r.CSRSHA256,
+		NotBefore: r.NotBefore, NotAfter: r.NotAfter, IssuedAt: r.IssuedAt,
+		IssuerKeyID: r.IssuerKeyID, Authenticator: r.Authenticator, TokenSubject: r.TokenSubject,
+		RemoteAddr: r.RemoteAddr, BundleFingerprint: r.BundleFingerprint, Certificate: certs[0].Raw,
+	}, nil
+}
+
+// Problem is an RFC 9457 problem details document as Rotor sends it. Type is
+// ErrorCode.ProblemType(); Detail is the caller-safe message.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance,omitempty"`
+}
