@@ -53,7 +53,6 @@ func entryFor(code rotor.ErrorCode) (rotor.ErrorCode, statusEntry) {
 	return rotor.EInternal, statusTable[rotor.EInternal]
 }
 
-
 // problemWriter answers errors; it holds the logger so internal causes are
 // recorded where the response is decided.
 type problemWriter struct {
