@@ -1,8 +1,9 @@
 // Package clienttest runs a real Rotor CA in-process for tests of code that
 // talks to one: the core rotor.CA with a file-style key, the real api
 // handler and the real static-token and mTLS authenticators, served over
-// real TLS on 127.0.0.1. Only the store is in memory. It can also pretend
-// to be down, so callers can test their retry paths.
+// real TLS on 127.0.0.1, with a real SQLite audit store in a temporary
+// directory. It can also be made to answer as if down, so callers can test
+// their retry paths.
 package clienttest
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/store"
 )
 
 // TrustDomain is the trust domain of every test CA.
@@ -60,7 +63,8 @@ type CA struct {
 	Bundle *rotor.Bundle
 	Server *httptest.Server
 
-	store *memStore
+	store rotor.Store
+	audit *recorder
 	mode  atomic.Int32
 }
 
@@ -102,24 +106,30 @@ func New(t testing.TB, opt Options) *CA {
 		t.Fatal(err)
 	}
 	holder := rotor.NewTrustHolder(trust)
-	store := newMemStore()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "rotor.db"),
+		store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	audit := &recorder{AuditLog: st}
 	ca, err := rotor.NewCA(rotor.CAConfig{
 		Policy: rotor.Policy{TrustDomain: TrustDomain, DefaultTTL: opt.TTL, MaxTTL: opt.MaxTTL,
 			ClockSkew: opt.ClockSkew},
 		Trust: holder,
 		Authenticator: rotor.Authenticators{authn.NewMTLS(holder, TrustDomain, nil),
-			authn.NewStaticTokens(store)},
-		Audit:  store,
+			authn.NewStaticTokens(st)},
+		Audit:  audit,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{CA: ca, Trust: holder, Finder: store, Logger: slog.New(slog.DiscardHandler)})
+	h, err := api.New(api.Config{CA: ca, Trust: holder, Finder: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &CA{Root: root, Roots: bundle.Pool(), Bundle: bundle, store: store}
+	c := &CA{Root: root, Roots: bundle.Pool(), Bundle: bundle, store: st, audit: audit}
 	serving := servingCertificate(t, issuerCert, issuerKey)
 	ts := httptest.NewUnstartedServer(c.gate(h))
 	ts.TLS = api.ServerTLSConfig(nil)
@@ -150,10 +160,10 @@ func (c *CA) Token(t testing.TB, id rotor.Identity) string {
 func (c *CA) SetMode(m Mode) { c.mode.Store(int32(m)) }
 
 // Issuances returns every issuance recorded so far, oldest first.
-func (c *CA) Issuances() []*rotor.Issuance { return c.store.issuances() }
+func (c *CA) Issuances() []*rotor.Issuance { return c.audit.issuances() }
 
 // Refusals returns every refusal recorded so far, oldest first.
-func (c *CA) Refusals() []*rotor.Refusal { return c.store.refusals() }
+func (c *CA) Refusals() []*rotor.Refusal { return c.audit.refused() }
 
 // gate applies the mode before the API sees the request.
 func (c *CA) gate(h http.Handler) http.Handler {
