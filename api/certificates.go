@@ -34,7 +34,39 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.issued()
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
+	if wantsPEM(r.Header.Values("Accept")) {
+		// For curl and openssl users: the body is cert.pem, leaf then chain.
+		w.Header().Set("Content-Type", pemChainType)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusCreated)
+		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})
+		_, _ = w.Write(issuer.ChainPEM)
+		return
+	}
 	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.cfg.TrustDomain))
+}
+
+const pemChainType = "application/pem-certificate-chain"
+
+// wantsPEM reports whether the client asked for the PEM chain and not for
+// JSON; "*/*" (curl's default) and no Accept at all get JSON.
+func wantsPEM(accept []string) bool {
+	pemOK := false
+	for _, field := range accept {
+		for _, part := range strings.Split(field, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			switch mt {
+			case pemChainType:
+				pemOK = true
+			case "application/json":
+				return false
+			}
+		}
+	}
+	return pemOK
 }
 
 // readIssueRequest turns the HTTP request into the core's IssueRequest. It

@@ -65,6 +65,25 @@ func TestIssueOverTLS(t *testing.T) {
 		t.Fatal("nothing issued")
 	}
 
+	t.Run("ok/pem-answer", func(t *testing.T) {
+		h := withType(bearer(e.token), "application/pkcs10")
+		h.Set("Accept", "application/pem-certificate-chain")
+		r := e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates", Header: h, Body: der})
+		if r.Status != http.StatusCreated || r.Header.Get("Content-Type") != "application/pem-certificate-chain" {
+			t.Fatalf("status %d, type %q: %s", r.Status, r.Header.Get("Content-Type"), r.Body)
+		}
+		certs, err := rotor.ParseCertificates(r.Body)
+		if err != nil || len(certs) != 2 {
+			t.Fatalf("PEM answer holds %d certificates (%v), want leaf and issuer", len(certs), err)
+		}
+		inter := x509.NewCertPool()
+		inter.AddCert(certs[1])
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: e.pki.trust.Bundle.Pool(), Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("PEM chain does not verify: %v", err)
+		}
+	})
+
 	t.Run("ok/record", func(t *testing.T) {
 		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + last.Serial})
 		if r.Status != http.StatusOK {
