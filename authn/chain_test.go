@@ -32,7 +32,7 @@ func TestChain(t *testing.T) {
 
 	var (
 		tokens   = NewStaticTokens(store)
-		storeOut = NewStaticTokens(&memTokens{down: true})
+		storeOut = NewStaticTokens(closedStore(t))
 		jwtUp    = newURLJWT(t, jwksUp, clk, nil)
 		jwtDown  = newURLJWT(t, jwksDown, clk, nil)
 		reviewUp = newReview(t, apiUp, clk, nil)

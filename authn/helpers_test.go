@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/store"
 )
 
 const trustDomain = "cluster.local"
@@ -85,33 +86,30 @@ func checkResult(t *testing.T, caller rotor.Caller, err error, want rotor.ErrorC
 // errNoCreds marks cases expecting rotor.ErrNoCredentials in tables.
 const errNoCreds rotor.ErrorCode = "no-credentials"
 
-// memTokens is a TokenStore over a map, for tests that need one while the
-// SQLite store is elsewhere; down simulates an outage.
-type memTokens struct {
-	mu   sync.Mutex
-	m    map[string]rotor.StaticToken
-	down bool
+// openStore opens a real store by URL, migrated, closed when t ends.
+func openStore(t testing.TB, url string) rotor.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), url, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
-func (s *memTokens) CreateToken(_ context.Context, tok rotor.StaticToken) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]rotor.StaticToken{}
-	}
-	s.m[string(tok.Hash)] = tok
-	return nil
+// openSQLite opens a real SQLite store in a fresh file.
+func openSQLite(t testing.TB) rotor.Store {
+	t.Helper()
+	return openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "rotor.db"))
 }
 
-func (s *memTokens) LookupToken(_ context.Context, hash []byte) (rotor.StaticToken, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.down {
-		return rotor.StaticToken{}, rotor.Errorf(rotor.EStoreUnavailable, "store down")
+// closedStore is a real SQLite store that has been closed: every read
+// fails as a store outage does.
+func closedStore(t testing.TB) rotor.Store {
+	t.Helper()
+	st := openSQLite(t)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
 	}
-	tok, ok := s.m[string(hash)]
-	if !ok {
-		return rotor.StaticToken{}, rotor.Errorf(rotor.ENotFound, "no such token")
-	}
-	return tok, nil
+	return st
 }

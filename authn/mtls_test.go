@@ -166,3 +166,50 @@ func TestMTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestMTLSRenewsWhatTheCAIssued issues a leaf through the real CA, recorded
+// in a real SQLite store, then renews with it: the leaf the CA makes is the
+// credential MTLS accepts.
+func TestMTLSRenewsWhatTheCAIssued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pki := newPKI(t, "ca")
+	st := openSQLite(t)
+	token := seedToken(t, st)
+	trust := pki.trust(t)
+	now := func() time.Time { return t0 }
+	ca, err := rotor.NewCA(rotor.CAConfig{
+		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: 48 * time.Hour, ClockSkew: time.Minute},
+		Trust:  trust, Audit: st, Now: now,
+		Authenticator: rotor.Authenticators{NewMTLS(trust, trustDomain, now), NewStaticTokens(st)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(cred rotor.Credentials) (*rotor.Issuance, []*x509.Certificate) {
+		t.Helper()
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, newECKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, issuer, err := ca.Issue(ctx, rotor.IssueRequest{CSR: csr, Credentials: cred})
+		if err != nil {
+			t.Fatalf("issue: %v", err)
+		}
+		leaf, err := x509.ParseCertificate(iss.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss, append([]*x509.Certificate{leaf}, issuer.Chain...)
+	}
+	first, chain := issue(rotor.Credentials{BearerToken: token})
+	renewed, _ := issue(rotor.Credentials{PeerCertificates: chain})
+	if renewed.Authenticator != NameMTLS || renewed.TokenSubject != "serial:"+first.Serial || renewed.Identity != shopWeb {
+		t.Errorf("renewal = %s by %s (%s), want %v by mtls with serial:%s",
+			renewed.Identity, renewed.Authenticator, renewed.TokenSubject, shopWeb, first.Serial)
+	}
+	got, err := st.Issuance(ctx, renewed.Serial)
+	if err != nil || got.TokenSubject != renewed.TokenSubject {
+		t.Errorf("audit row = %+v, %v; want token subject %s", got, err, renewed.TokenSubject)
+	}
+}

@@ -6,31 +6,50 @@ import (
 	"testing"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testenv"
 )
 
-// newTokenStore returns a store holding one static token for shopWeb, and
-// that token.
-func newTokenStore(t testing.TB) (rotor.TokenStore, string) {
+// seedToken stores a new static token for shopWeb in st and returns it.
+func seedToken(t testing.TB, st rotor.TokenStore) string {
 	t.Helper()
 	token, stored, err := rotor.NewStaticToken(nil, shopWeb, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &memTokens{}
-	if err := s.CreateToken(context.Background(), stored); err != nil {
+	if err := st.CreateToken(context.Background(), stored); err != nil {
 		t.Fatal(err)
 	}
-	return s, token
+	return token
+}
+
+// newTokenStore returns a SQLite store holding one static token for
+// shopWeb, and that token.
+func newTokenStore(t testing.TB) (rotor.TokenStore, string) {
+	t.Helper()
+	st := openSQLite(t)
+	return st, seedToken(t, st)
 }
 
 func TestStaticTokens(t *testing.T) {
 	t.Parallel()
-	store, token := newTokenStore(t)
+	backends := map[string]func(t *testing.T) rotor.Store{
+		"sqlite":   func(t *testing.T) rotor.Store { return openSQLite(t) },
+		"postgres": func(t *testing.T) rotor.Store { return openStore(t, testenv.PostgresURL(t)) },
+	}
+	for backend, open := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			st := open(t)
+			testStaticTokens(t, NewStaticTokens(st), seedToken(t, st))
+		})
+	}
+}
+
+func testStaticTokens(t *testing.T, a *StaticTokens, token string) {
 	unknown, _, err := rotor.NewStaticToken(nil, shopWeb, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := NewStaticTokens(store)
 	tests := []struct {
 		name string
 		cred rotor.Credentials
@@ -59,8 +78,10 @@ func TestStaticTokens(t *testing.T) {
 
 func TestStaticTokensStoreDown(t *testing.T) {
 	t.Parallel()
-	_, token := newTokenStore(t)
-	a := NewStaticTokens(&memTokens{down: true})
-	_, err := a.Authenticate(context.Background(), rotor.Credentials{BearerToken: token})
+	token, _, err := rotor.NewStaticToken(nil, shopWeb, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewStaticTokens(closedStore(t)).Authenticate(context.Background(), rotor.Credentials{BearerToken: token})
 	checkResult(t, rotor.Caller{}, err, rotor.EStoreUnavailable, NameToken, shopWeb)
 }
