@@ -10,6 +10,13 @@
 //	WHERE namespace = 'payments' AND service_account = 'api'
 //	ORDER BY issued_at DESC;
 //
+// During a root rotation, the view identity_bundle_status says which live
+// identities reported a trust bundle holding the new root (see
+// docs/root-rotation.md):
+//
+//	SELECT holds_root, count(*) FROM identity_bundle_status
+//	WHERE root_fingerprint = '<sha-256 of the root, hex>' GROUP BY holds_root;
+//
 // The tables hold no secret: static tokens are stored as SHA-256 hashes and
 // no private key ever reaches the database.
 package migrations

@@ -42,8 +42,8 @@ func TestSameVersions(t *testing.T) {
 }
 
 // TestUpDownUp applies every migration, reverts them all and applies them
-// again on each backend, then checks the tables are there, so the down files
-// really undo the up files.
+// again on each backend, then checks the tables and views are there, so the
+// down files really undo the up files.
 func TestUpDownUp(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -55,12 +55,14 @@ func TestUpDownUp(t *testing.T) {
 			u := testenv.PostgresURL(t)
 			return "pgx5://" + strings.SplitN(u, "://", 2)[1], "pgx", u
 		}, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()
-			AND table_name IN ('issuances', 'refusals', 'static_tokens')`},
+			AND table_name IN ('issuances', 'refusals', 'static_tokens', 'bundle_roots',
+				'live_identities', 'identity_bundle_status')`},
 		{"ok/sqlite", migrations.SQLite(), func(t *testing.T) (string, string, string) {
 			path := filepath.Join(t.TempDir(), "rotor.db")
 			return "sqlite://" + path, "sqlite", path
-		}, `SELECT count(*) FROM sqlite_master WHERE type = 'table'
-			AND name IN ('issuances', 'refusals', 'static_tokens')`},
+		}, `SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')
+			AND name IN ('issuances', 'refusals', 'static_tokens', 'bundle_roots',
+				'live_identities', 'identity_bundle_status')`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestUpDownUp(t *testing.T) {
 			for i, step := range []struct {
 				run    func() error
 				tables int
-			}{{m.Up, 3}, {m.Down, 0}, {m.Up, 3}, {m.Up, 3}} {
+			}{{m.Up, 6}, {m.Down, 0}, {m.Up, 6}, {m.Up, 6}} {
 				if err := step.run(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 					t.Fatalf("step %d: %v", i, err)
 				}

@@ -27,6 +27,7 @@ func testStore(t *testing.T, b backend) {
 	t.Run("issuance/ctx-cancelled", func(t *testing.T) { testCancelled(t, b) })
 	t.Run("refusal", func(t *testing.T) { testRefusals(t, b) })
 	t.Run("token", func(t *testing.T) { testTokens(t, b) })
+	t.Run("roots", func(t *testing.T) { testRoots(t, b) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, b) })
 	t.Run("closed", func(t *testing.T) { testClosed(t, b) })
 }
@@ -317,6 +318,13 @@ func testClosed(t *testing.T, b backend) {
 			return err
 		},
 		"Ping": func() error { return s.Ping(t.Context()) },
+		"RecordBundle": func() error {
+			return s.(store.BundleRecorder).RecordBundle(t.Context(), newBundle(t, newRoot(t, "root")), time.Now())
+		},
+		"RootStatus": func() error {
+			_, err := s.(store.RootReporter).RootStatus(t.Context(), strings.Repeat("a", 64))
+			return err
+		},
 	} {
 		if code := rotor.ErrorCodeOf(call()); code != rotor.EStoreUnavailable {
 			t.Errorf("%s on a closed store: code %q, want %q", name, code, rotor.EStoreUnavailable)
