@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ type TokenReviewConfig struct {
 	// projected tokens rotate; zero means 1m.
 	TokenRereadInterval time.Duration
 	// Audiences sent with each review; the answer must include one of
-	// them. Empty means {DefaultAudience}.
+	// them. Empty strings are dropped; none left means {DefaultAudience}.
 	Audiences []string
 	// Timeout bounds one review; zero means 5s.
 	Timeout time.Duration
@@ -88,6 +89,9 @@ func NewTokenReview(cfg TokenReviewConfig) (*TokenReview, error) {
 	if cfg.BearerTokenFile == "" {
 		return nil, fmt.Errorf("tokenreview authenticator: the CA's bearer token file is required")
 	}
+	// An unset audience flag arrives as [""]; sending it would make the API
+	// server check tokens against no audience at all.
+	cfg.Audiences = slices.DeleteFunc(slices.Clone(cfg.Audiences), func(a string) bool { return a == "" })
 	if len(cfg.Audiences) == 0 {
 		cfg.Audiences = []string{DefaultAudience}
 	}

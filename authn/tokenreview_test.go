@@ -165,6 +165,33 @@ func TestReviewCacheBounded(t *testing.T) {
 	}
 }
 
+func TestTokenReviewAudiences(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		configured []string
+		sent       []string
+		answered   []string
+		want       rotor.ErrorCode
+	}{
+		{name: "ok/default", configured: nil, sent: []string{"rotor"}, answered: []string{"rotor"}},
+		{name: "ok/empty-flag-means-default", configured: []string{""}, sent: []string{"rotor"}, answered: []string{"rotor"}},
+		{name: "ok/second-of-two", configured: []string{"a", "b"}, sent: []string{"a", "b"}, answered: []string{"b"}},
+		{name: "fail/none-of-ours", configured: []string{"a", "b"}, sent: []string{"a", "b"}, answered: []string{"c"},
+			want: rotor.EUnauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newAPIServer(t, map[string]any{"tok-web": accepted(webUser, tt.answered...)})
+			srv.update(func(s *apiServer) { s.audiences = tt.sent })
+			r := newReview(t, srv, newClock(), func(c *TokenReviewConfig) { c.Audiences = tt.configured })
+			caller, err := r.Authenticate(context.Background(), rotor.Credentials{BearerToken: "tok-web"})
+			checkResult(t, caller, err, tt.want, NameTokenReview, shopWeb)
+		})
+	}
+}
+
 func TestTokenReviewRereadsOwnToken(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
