@@ -13,6 +13,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/internal/e2etest"
 )
 
 // certTTL is short enough to watch several renewals in seconds: the agent
@@ -30,18 +31,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test builds and runs binaries; skipped with -short")
 	}
 	bin := t.TempDir()
-	caBin, agentBin := build(t, bin, "./cmd/rotor-ca"), build(t, bin, "./cmd/rotor-agent")
+	caBin, agentBin := e2etest.Build(t, bin, "./cmd/rotor-ca"), e2etest.Build(t, bin, "./cmd/rotor-agent")
 	work := t.TempDir()
 	data, out := filepath.Join(work, "ca"), filepath.Join(work, "out")
-	caAddr, agentAddr := freeAddr(t), freeAddr(t)
+	caAddr, agentAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	caURL := "https://" + caAddr
 	caArgs := []string{"serve", "--data-dir", data, "--listen", caAddr, "--cert-ttl", certTTL.String()}
-	ca := startProc(t, filepath.Join(work, "ca.log"), caBin, caArgs...)
+	ca := e2etest.Start(t, filepath.Join(work, "ca.log"), caBin, caArgs...)
 	var (
 		roots *x509.CertPool
 		root  *x509.Certificate
 	)
-	waitFor(t, "rotor-ca to serve", 30*time.Second, func() bool {
+	e2etest.WaitFor(t, "rotor-ca to serve", 30*time.Second, func() bool {
 		pemBytes, err := os.ReadFile(filepath.Join(data, "root.crt"))
 		if err != nil {
 			return false
@@ -52,7 +53,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		root, roots = certs[0], x509.NewCertPool()
 		roots.AddCert(root)
-		code, _ := httpGet(caURL+"/healthz", roots)
+		code, _ := e2etest.HTTPGet(caURL+"/healthz", roots)
 		return code == http.StatusOK
 	})
 	token, err := exec.Command(caBin, "token", "create", "--data-dir", data,
@@ -69,10 +70,10 @@ func TestEndToEnd(t *testing.T) {
 	agentLog := filepath.Join(work, "agent.log")
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
-			t.Logf("rotor-agent log:\n%s\nrotor-ca log:\n%s", readFile(t, agentLog), readFile(t, filepath.Join(work, "ca.log")))
+			t.Logf("rotor-agent log:\n%s\nrotor-ca log:\n%s", e2etest.ReadFile(t, agentLog), e2etest.ReadFile(t, filepath.Join(work, "ca.log")))
 		}
 	})
-	agent := startProc(t, agentLog, agentBin, "--ca-url", caURL, "--ca-bundle", filepath.Join(data, "root.crt"),
+	agent := e2etest.Start(t, agentLog, agentBin, "--ca-url", caURL, "--ca-bundle", filepath.Join(data, "root.crt"),
 		"--token-file", tokenFile, "--out-dir", out, "--listen", agentAddr,
 		"--exec", `echo "$ROTOR_CERT_SERIAL" >> `+hooks)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -83,16 +84,16 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("a reader saw a broken pair: %v", err)
 		}
 	}()
-	serials := func() []string { return strings.Fields(readFile(t, hooks)) }
+	serials := func() []string { return strings.Fields(e2etest.ReadFile(t, hooks)) }
 
 	// Phase 1: a first certificate and three renewals.
-	waitFor(t, "four certificates", 40*time.Second, func() bool { return len(serials()) >= 4 })
-	_, metricsPage := httpGet(caURL+"/metrics", roots)
-	issuedBefore := sample(metricsPage, "rotor_issuances_total")
+	e2etest.WaitFor(t, "four certificates", 40*time.Second, func() bool { return len(serials()) >= 4 })
+	_, metricsPage := e2etest.HTTPGet(caURL+"/metrics", roots)
+	issuedBefore := e2etest.Sample(metricsPage, "rotor_issuances_total")
 
 	// Phase 2: the CA is down past the certificate's expiry, which is
 	// longer than a renewal interval; the pair on disk stays as it was.
-	if code := ca.stop(t); code != 0 {
+	if code := ca.Stop(t); code != 0 {
 		t.Errorf("rotor-ca exited %d on SIGTERM", code)
 	}
 	held, version, err := diskPair(out)
@@ -100,18 +101,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	downSince := time.Now()
-	waitFor(t, "expiry during the outage", 30*time.Second, func() bool {
+	e2etest.WaitFor(t, "expiry during the outage", 30*time.Second, func() bool {
 		leaf, v, err := diskPair(out)
 		if err != nil || v != version || !leaf.Equal(held) {
 			t.Fatalf("the pair on disk changed during the outage: %s -> %s (%v)", version, v, err)
 		}
 		return time.Now().After(held.NotAfter.Add(time.Second))
 	})
-	if code, _ := httpGet("http://"+agentAddr+"/healthz", nil); code != http.StatusServiceUnavailable {
+	if code, _ := e2etest.HTTPGet("http://"+agentAddr+"/healthz", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("agent healthz with an expired certificate = %d, want 503", code)
 	}
-	_, agentMetrics := httpGet("http://"+agentAddr+"/metrics", nil)
-	if n := sample(agentMetrics, `rotor_agent_failures_total{cause="unreachable"}`); n < 1 {
+	_, agentMetrics := e2etest.HTTPGet("http://"+agentAddr+"/metrics", nil)
+	if n := e2etest.Sample(agentMetrics, `rotor_agent_failures_total{cause="unreachable"}`); n < 1 {
 		t.Errorf("no unreachable failures counted during the outage:\n%s", agentMetrics)
 	}
 	outage := time.Since(downSince)
@@ -120,25 +121,25 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Phase 3: the CA is back on the same data and address.
-	ca = startProc(t, filepath.Join(work, "ca.log"), caBin, caArgs...)
+	ca = e2etest.Start(t, filepath.Join(work, "ca.log"), caBin, caArgs...)
 	n := len(serials())
-	waitFor(t, "a certificate after the outage", 30*time.Second, func() bool { return len(serials()) > n })
-	waitFor(t, "the new pair on disk", 10*time.Second, func() bool {
+	e2etest.WaitFor(t, "a certificate after the outage", 30*time.Second, func() bool { return len(serials()) > n })
+	e2etest.WaitFor(t, "the new pair on disk", 10*time.Second, func() bool {
 		leaf, _, err := diskPair(out)
 		return err == nil && !leaf.Equal(held)
 	})
-	if code, _ := httpGet("http://"+agentAddr+"/healthz", nil); code != http.StatusOK {
+	if code, _ := e2etest.HTTPGet("http://"+agentAddr+"/healthz", nil); code != http.StatusOK {
 		t.Errorf("agent healthz after recovery = %d, want 200", code)
 	}
-	if code := agent.stop(t); code != 0 {
+	if code := agent.Stop(t); code != 0 {
 		t.Errorf("rotor-agent exited %d on SIGTERM", code)
 	}
-	_, metricsPage = httpGet(caURL+"/metrics", roots)
-	issued := int(issuedBefore + sample(metricsPage, "rotor_issuances_total"))
+	_, metricsPage = e2etest.HTTPGet(caURL+"/metrics", roots)
+	issued := int(issuedBefore + e2etest.Sample(metricsPage, "rotor_issuances_total"))
 
 	// One hook run per certificate, each a distinct serial the CA knows.
 	got := serials()
-	logged := strings.Count(readFile(t, agentLog), "Certificate will expire in ")
+	logged := strings.Count(e2etest.ReadFile(t, agentLog), "Certificate will expire in ")
 	if len(got) != issued || logged != issued {
 		t.Errorf("CA issued %d certificates; the hook ran %d times and the agent logged %d", issued, len(got), logged)
 	}
@@ -175,10 +176,10 @@ func TestEndToEnd(t *testing.T) {
 	if life := leaf.NotAfter.Sub(time.Now()); life < 50*time.Minute || life > time.Hour {
 		t.Errorf("--once certificate valid for %v, asked for 1h", life)
 	}
-	if runs := strings.Fields(readFile(t, onceHooks)); len(runs) != 1 || runs[0] != leaf.SerialNumber.Text(16) {
+	if runs := strings.Fields(e2etest.ReadFile(t, onceHooks)); len(runs) != 1 || runs[0] != leaf.SerialNumber.Text(16) {
 		t.Errorf("--once hook ran for %v; want once, the second run reusing the certificate", runs)
 	}
-	if code := ca.stop(t); code != 0 {
+	if code := ca.Stop(t); code != 0 {
 		t.Errorf("rotor-ca exited %d on SIGTERM", code)
 	}
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -31,16 +29,10 @@ type serveConfig struct {
 	RateLimit   float64
 	RateBurst   int
 
-	IssuerCert     string
-	IssuerKey      string
-	Signer         string
-	PKCS11Module   string
-	PKCS11Token    string
-	PKCS11PINFile  string
-	PKCS11KeyLabel string
-	KMSKey         string
-	KMSEndpoint    string
+	issuerSettings
+	IssuerConfig   string
 	TrustBundle    string
+	ReloadInterval time.Duration
 	RootLifetime   time.Duration
 	IssuerLifetime time.Duration
 
@@ -78,16 +70,10 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "issuances per second allowed per identity, 0 for no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", 20, "burst allowed per identity above --rate-limit")
 
-	fs.StringVar(&c.IssuerCert, "issuer-cert", "", "issuing CA certificate PEM, followed by any intermediates above it (default: <data-dir>/issuer.crt, created on first start)")
-	fs.StringVar(&c.IssuerKey, "issuer-key", "", "issuing CA private key PEM (default: <data-dir>/issuer.key)")
-	fs.StringVar(&c.Signer, "signer", "file", "where the issuing key lives: file, pkcs11 or gcpkms")
-	fs.StringVar(&c.PKCS11Module, "pkcs11-module", "", "PKCS#11 module path, e.g. /usr/lib/softhsm/libsofthsm2.so (--signer pkcs11)")
-	fs.StringVar(&c.PKCS11Token, "pkcs11-token", "", "PKCS#11 token label (--signer pkcs11)")
-	fs.StringVar(&c.PKCS11PINFile, "pkcs11-pin-file", "", "file holding the token's user PIN; or set ROTOR_PKCS11_PIN (never a flag value, which ps would show)")
-	fs.StringVar(&c.PKCS11KeyLabel, "pkcs11-key-label", "rotor-issuer", "label of the issuing key pair on the token (--signer pkcs11)")
-	fs.StringVar(&c.KMSKey, "kms-key", "", "Cloud KMS key version: projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N (--signer gcpkms)")
-	fs.StringVar(&c.KMSEndpoint, "kms-endpoint", "", "Cloud KMS endpoint override, host:port (--signer gcpkms)")
-	fs.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation (default: <data-dir>/root.crt)")
+	c.issuerSettings.register(fs, true)
+	fs.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…, the names of these flags), as `rotor-ca init` writes; wins over the flags and is re-read on SIGHUP and when it changes")
+	fs.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
+	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often to check the issuer and bundle files for changes; 0: only on SIGHUP")
 	fs.DurationVar(&c.RootLifetime, "root-lifetime", 10*365*24*time.Hour, "lifetime of a created development root CA")
 	fs.DurationVar(&c.IssuerLifetime, "issuer-lifetime", 365*24*time.Hour, "lifetime of a created development issuing CA")
 
@@ -132,15 +118,14 @@ func (c *serveConfig) Validate() error {
 		return fmt.Errorf("%w: --tls-names is empty", errUsage)
 	}
 	switch {
-	case c.Signer == "file" && (c.IssuerCert == "") != (c.IssuerKey == ""):
-		return fmt.Errorf("%w: --issuer-cert and --issuer-key go together", errUsage)
-	case c.Signer != "file" && c.IssuerKey != "":
-		return fmt.Errorf("%w: --issuer-key is for --signer file; the %s backend holds the key itself", errUsage, c.Signer)
-	case c.Signer != "file" && c.IssuerCert == "":
-		return fmt.Errorf("%w: --signer %s needs --issuer-cert and --trust-bundle (the development defaults use file keys)", errUsage, c.Signer)
-	}
-	if c.IssuerCert != "" && c.TrustBundle == "" {
-		return fmt.Errorf("%w: --trust-bundle is required with --issuer-cert", errUsage)
+	case c.devDefaults() && c.Signer != signer.BackendFile:
+		return fmt.Errorf("%w: --signer %s needs --issuer-cert (or --issuer-config) and --trust-bundle; `rotor-ca init --signer %s` makes them", errUsage, c.Signer, c.Signer)
+	case c.devDefaults() && c.IssuerKey != "":
+		return fmt.Errorf("%w: --issuer-key goes with --issuer-cert", errUsage)
+	case !c.devDefaults() && c.TrustBundle == "":
+		return fmt.Errorf("%w: --trust-bundle is required with --issuer-cert or --issuer-config", errUsage)
+	case c.ReloadInterval < 0:
+		return fmt.Errorf("%w: --reload-interval must not be negative", errUsage)
 	}
 	if c.JWTIssuer != "" && (c.JWTJWKSFile == "") == (c.JWTJWKSURL == "") {
 		return fmt.Errorf("%w: --jwt-issuer needs exactly one of --jwt-jwks-file and --jwt-jwks-url", errUsage)
@@ -160,30 +145,8 @@ func (c *serveConfig) Validate() error {
 	return nil
 }
 
-// signerConfig is the issuing key's backend configuration. The PIN comes
-// from a file or the environment, never from a flag.
-func (c *serveConfig) signerConfig(log *slog.Logger) (signer.Config, error) {
-	sc := signer.Config{Backend: c.Signer, KeyFile: c.IssuerKey, Logger: log,
-		PKCS11: signer.PKCS11Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11Token, KeyLabel: c.PKCS11KeyLabel},
-		KMS:    signer.KMSConfig{KeyVersion: c.KMSKey, Endpoint: c.KMSEndpoint}}
-	if c.Signer == signer.BackendPKCS11 {
-		sc.PKCS11.PIN = os.Getenv("ROTOR_PKCS11_PIN")
-		if c.PKCS11PINFile != "" {
-			pin, err := os.ReadFile(c.PKCS11PINFile)
-			if err != nil {
-				return signer.Config{}, fmt.Errorf("read --pkcs11-pin-file: %w", err)
-			}
-			sc.PKCS11.PIN = strings.TrimSpace(string(pin))
-		}
-	}
-	if err := sc.Validate(); err != nil {
-		return signer.Config{}, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return sc, nil
-}
-
 // devDefaults reports whether serve runs on the embedded development PKI.
-func (c *serveConfig) devDefaults() bool { return c.IssuerCert == "" }
+func (c *serveConfig) devDefaults() bool { return c.IssuerCert == "" && c.IssuerConfig == "" }
 
 func (c *serveConfig) tlsNames() []string {
 	var names []string

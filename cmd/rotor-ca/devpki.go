@@ -2,11 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,23 +10,15 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/fsutil"
 	"github.com/rotor-dev/rotor/signer"
 )
 
-// Development PKI file names inside --data-dir.
-const (
-	rootCertFile   = "root.crt"
-	rootKeyFile    = "root.key"
-	issuerCertFile = "issuer.crt"
-	issuerKeyFile  = "issuer.key"
-)
-
 // devPKI creates, on first start, a root CA and an issuing CA with file keys
-// in dir, and reuses them afterwards. It is the embedded default that makes
-// "rotor-ca serve" work with no flags; production points --issuer-cert,
-// --issuer-key (or an HSM/KMS signer) and --trust-bundle elsewhere.
+// in dir, through the same createCA as `rotor-ca init`, and reuses them
+// afterwards. It is the embedded default that makes "rotor-ca serve" work
+// with no flags; production runs `rotor-ca init` with an HSM or KMS signer
+// and points serve at what it made.
 type devPKI struct {
 	Dir            string
 	TrustDomain    string
@@ -42,92 +29,48 @@ type devPKI struct {
 
 func (d devPKI) path(name string) string { return filepath.Join(d.Dir, name) }
 
-// ensure makes whatever is missing: both CAs on a fresh directory, or a new
-// issuer under the existing root when only the issuer is gone.
-func (d devPKI) ensure(ctx context.Context) error {
-	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	rootCert, rootKey, err := d.load(ctx, rootCertFile, rootKeyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		rootCert, rootKey, err = d.create(ctx, rootCertFile, rootKeyFile, rotor.CAParams{
-			Name: "Rotor development root CA (" + d.TrustDomain + ")", Lifetime: d.RootLifetime, PathLen: 1}, nil, nil)
-		if err == nil {
-			d.Log.Warn("created a development root CA: its key is a plain file, fine for development only",
-				"cert", d.path(rootCertFile), "key", d.path(rootKeyFile))
+// ensure makes whatever is missing, both CAs on a fresh directory or a new
+// issuer under the existing root when only the issuer is gone, and returns
+// the issuer settings and the trust bundle to serve.
+func (d devPKI) ensure(ctx context.Context) (issuerSettings, string, error) {
+	settings := issuerSettings{IssuerCert: d.path(issuerCertFile), IssuerKey: d.path(issuerKeyFile),
+		Signer: signer.BackendFile}
+	root, issuer := exists(d.path(rootCertFile)), exists(settings.IssuerCert)
+	plan := caPlan{Dir: d.Dir, TrustDomain: d.TrustDomain, Issuer: settings, RootLifetime: d.RootLifetime,
+		IssuerLifetime: d.IssuerLifetime, Development: true, Log: d.Log}
+	switch {
+	case root && issuer:
+		// A directory from before bundle.pem serves its root alone.
+		if !exists(d.path(bundleFile)) {
+			pemBytes, err := os.ReadFile(d.path(rootCertFile))
+			if err == nil {
+				err = fsutil.CreateFileExclusive(d.path(bundleFile), pemBytes, 0o644)
+			}
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return settings, "", err
+			}
 		}
+		return settings, d.path(bundleFile), nil
+	case !root && !issuer:
+	case root:
+		plan.RootCert, plan.RootKey = d.path(rootCertFile), d.path(rootKeyFile)
+	default:
+		return settings, "", fmt.Errorf("%s exists without %s: restore the root or remove the directory",
+			settings.IssuerCert, d.path(rootCertFile))
 	}
+	ca, err := createCA(ctx, plan)
 	if err != nil {
-		return err
+		return settings, "", err
 	}
-	_, _, err = d.load(ctx, issuerCertFile, issuerKeyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		_, _, err = d.create(ctx, issuerCertFile, issuerKeyFile, rotor.CAParams{
-			Name: "Rotor development issuing CA (" + d.TrustDomain + ")", Lifetime: d.IssuerLifetime, PathLen: 0},
-			rootCert, rootKey)
-		if err == nil {
-			d.Log.Warn("created a development issuing CA", "cert", d.path(issuerCertFile), "key", d.path(issuerKeyFile))
-		}
+	if !root {
+		d.Log.Warn("created a development root CA: its key is a plain file, fine for development only",
+			"cert", d.path(rootCertFile), "key", d.path(rootKeyFile))
 	}
-	return err
+	d.Log.Warn("created a development issuing CA", "cert", ca.Settings.IssuerCert, "key", ca.Settings.IssuerKey)
+	return ca.Settings, ca.BundleFile, nil
 }
 
-func (d devPKI) load(ctx context.Context, certName, keyName string) (*x509.Certificate, rotor.Signer, error) {
-	certPEM, err := os.ReadFile(d.path(certName))
-	if err != nil {
-		return nil, nil, err
-	}
-	certs, err := rotor.ParseCertificates(certPEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", d.path(certName), err)
-	}
-	key, err := loadKeyFile(ctx, d.path(keyName))
-	if err != nil {
-		return nil, nil, err
-	}
-	return certs[0], key, nil
-}
-
-// create makes a CA certificate for the key in keyName, generating the key
-// first if there is none. The key is written exclusively, so two processes
-// racing on a fresh directory end up using the same key.
-func (d devPKI) create(ctx context.Context, certName, keyName string, p rotor.CAParams,
-	parent *x509.Certificate, parentKey rotor.Signer) (*x509.Certificate, rotor.Signer, error) {
-	if err := createKeyFile(d.path(keyName)); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, nil, err
-	}
-	key, err := loadKeyFile(ctx, d.path(keyName))
-	if err != nil {
-		return nil, nil, err
-	}
-	if parentKey == nil {
-		parentKey = key
-	}
-	p.Now = time.Now()
-	cert, err := rotor.CreateCACertificate(ctx, p, key.Public(), parent, parentKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := fsutil.WriteFileAtomic(d.path(certName), rotor.EncodeCertificates([]*x509.Certificate{cert}), 0o644); err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
-}
-
-// createKeyFile writes a new P-256 key as PKCS#8 PEM, mode 0600, failing
-// with fs.ErrExist if the file is there.
-func createKeyFile(path string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate %s: %w", path, err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("marshal %s: %w", path, err)
-	}
-	return fsutil.CreateFileExclusive(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-func loadKeyFile(ctx context.Context, path string) (rotor.Signer, error) {
-	return signer.Open(ctx, signer.Config{Backend: "file", KeyFile: path})
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

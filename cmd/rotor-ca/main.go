@@ -21,8 +21,13 @@ import (
 const usage = `rotor-ca: the Rotor certificate authority
 
 Usage:
-  rotor-ca serve [flags]          run the CA (no flags: development defaults in ./rotor-data)
+  rotor-ca serve [flags]          run the CA (no flags: development defaults in ./rotor-data);
+                                  SIGHUP reloads the issuer and trust bundle
+  rotor-ca init [flags]           create a root and an issuing key in a signer backend
+                                  (file, pkcs11, gcpkms); prints the serve command
   rotor-ca token create [flags]   create a static bearer token for an identity; prints it once
+  rotor-ca roots status [flags]   how many live identities hold a root (root rotation);
+                                  exit 0 when all do, 3 when not yet
   rotor-ca migrate [flags]        apply the audit store's schema migrations
   rotor-ca help                   this text; "rotor-ca COMMAND --help" lists a command's flags
 
@@ -56,6 +61,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runTokenCreate(ctx, args[2:], stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stderr)
+	case "init":
+		err = runInit(ctx, args[1:], stdout, stderr)
+	case "roots":
+		if len(args) < 2 || args[1] != "status" {
+			fmt.Fprintln(stderr, "rotor-ca roots: the only subcommand is \"status\"")
+			return 2
+		}
+		err = runRootsStatus(ctx, args[2:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -69,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "rotor-ca %s: %v\n", args[0], err)
 		return 2
+	case errors.Is(err, errNotReady):
+		return 3
 	}
 	fmt.Fprintf(stderr, "rotor-ca %s: %v\n", args[0], err)
 	return 1
@@ -84,8 +99,13 @@ type commonFlags struct {
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.DataDir, "data-dir", "./rotor-data", "directory for the development CA's keys, certificates and SQLite database")
+	c.registerDirAndLog(fs, "directory for the development CA's keys, certificates and SQLite database")
 	fs.StringVar(&c.StoreURL, "store", "", "audit store: postgres://… or sqlite://PATH (default sqlite://<data-dir>/rotor.db)")
+}
+
+// registerDirAndLog registers the flags of commands that use no store.
+func (c *commonFlags) registerDirAndLog(fs *flag.FlagSet, dirUsage string) {
+	fs.StringVar(&c.DataDir, "data-dir", "./rotor-data", dirUsage)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 }

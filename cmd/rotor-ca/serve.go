@@ -10,7 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rotor-dev/rotor"
@@ -20,6 +21,11 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	// SIGHUP reloads the issuer; registered first, so that one arriving
+	// during start-up is queued rather than killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var cfg serveConfig
 	fs := newFlagSet("serve", stderr)
 	cfg.register(fs)
@@ -36,13 +42,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.devDefaults() {
 		pki := devPKI{Dir: cfg.DataDir, TrustDomain: cfg.TrustDomain, RootLifetime: cfg.RootLifetime,
 			IssuerLifetime: cfg.IssuerLifetime, Log: log}
-		if err := pki.ensure(ctx); err != nil {
+		if cfg.issuerSettings, cfg.TrustBundle, err = pki.ensure(ctx); err != nil {
 			return fmt.Errorf("development PKI in %s: %w", cfg.DataDir, err)
 		}
-		cfg.IssuerCert, cfg.IssuerKey = pki.path(issuerCertFile), pki.path(issuerKeyFile)
-		cfg.TrustBundle = pki.path(rootCertFile)
 		log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
 			"data_dir", cfg.DataDir, "store", cfg.StoreURL, "trust_bundle", cfg.TrustBundle)
+	}
+	metrics := api.NewMetrics()
+	loader := &trustLoader{base: cfg.issuerSettings, configFile: cfg.IssuerConfig, bundleFile: cfg.TrustBundle,
+		monitor: signer.MonitorConfig{SignTimeout: cfg.SignTimeout, Logger: log}, metrics: metrics, log: log}
+	if _, err := loader.settings(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := cfg.prepareStoreDir(); err != nil {
 		return err
@@ -53,24 +63,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
-	metrics := api.NewMetrics()
-	signerCfg, err := cfg.signerConfig(log)
+	digest := loader.digest()
+	cur, err := loader.load(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("load the issuer: %w", err)
 	}
-	backend, err := signer.Open(ctx, signerCfg)
-	if err != nil {
-		return fmt.Errorf("open issuing key: %w", err)
-	}
-	// The monitor wraps the metrics so that backend latency is measured and
-	// /readyz goes through the monitor's health tracking.
-	key := signer.NewMonitored(metrics.Signer(backend), signer.MonitorConfig{SignTimeout: cfg.SignTimeout, Logger: log})
-	defer key.Close()
-	trust, err := loadTrust(cfg.IssuerCert, cfg.TrustBundle, key)
-	if err != nil {
-		return err
-	}
-	holder := rotor.NewTrustHolder(trust)
+	bundles, _ := st.(store.BundleRecorder)
+	reload := newReloader(loader, cur, digest, bundles, metrics.Registry(), log)
+	trust, holder := cur.trust, reload.holder
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		reload.run(reloadCtx, hup, cfg.ReloadInterval)
+	}()
+	// The signers close last, once no request can be using them.
+	defer func() {
+		stopReload()
+		<-reloadDone
+		reload.closeAll()
+	}()
 	auth, err := buildAuthenticators(ctx, &cfg, st, holder, log)
 	if err != nil {
 		return err
@@ -128,37 +140,4 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// loadTrust reads the issuer chain and the trust bundle and checks that they
-// fit together and with the key.
-func loadTrust(issuerCertFile, bundleFile string, key rotor.Signer) (*rotor.Trust, error) {
-	chainPEM, err := os.ReadFile(issuerCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("read issuer certificate: %w", err)
-	}
-	chain, err := rotor.ParseCertificates(chainPEM)
-	if err != nil {
-		return nil, fmt.Errorf("issuer certificate %s: %w", issuerCertFile, err)
-	}
-	if err := signer.CheckCertificate(key, chain[0]); err != nil {
-		return nil, err
-	}
-	issuer, err := rotor.NewIssuer(chain[0], chain[1:], key)
-	if err != nil {
-		return nil, err
-	}
-	bundlePEM, err := os.ReadFile(bundleFile)
-	if err != nil {
-		return nil, fmt.Errorf("read trust bundle: %w", err)
-	}
-	roots, err := rotor.ParseCertificates(bundlePEM)
-	if err != nil {
-		return nil, fmt.Errorf("trust bundle %s: %w", filepath.Clean(bundleFile), err)
-	}
-	bundle, err := rotor.NewBundle(roots)
-	if err != nil {
-		return nil, err
-	}
-	return rotor.NewTrust(issuer, bundle, time.Now())
 }

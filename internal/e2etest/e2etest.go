@@ -1,0 +1,171 @@
+// Package e2etest runs the module's binaries for end-to-end tests: builds
+// them, starts them with their output in a log file, stops them as an
+// operator would, and polls what they serve. It holds no state of its own,
+// so tests using it may run in parallel.
+package e2etest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a started binary whose stdout and stderr go to a log file.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Log  string // path of the log file
+	done chan error
+}
+
+// Start runs bin with args, appending its output to logPath. The process
+// is killed when the test ends if it is still running.
+func Start(t testing.TB, logPath, bin string, args ...string) *Proc {
+	t.Helper()
+	return StartEnv(t, nil, logPath, bin, args...)
+}
+
+// StartEnv is Start with env added to the test's environment.
+func StartEnv(t testing.TB, env []string, logPath, bin string, args ...string) *Proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, Log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	t.Cleanup(func() {
+		if p.Cmd.ProcessState == nil {
+			_ = p.Cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Stop sends SIGTERM and returns the exit code.
+func (p *Proc) Stop(t testing.TB) int {
+	t.Helper()
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop on SIGTERM; log:\n%s", p.Cmd.Path, ReadFile(t, p.Log))
+	}
+	return p.Cmd.ProcessState.ExitCode()
+}
+
+// Build compiles the module's command pkg (e.g. "./cmd/rotor-ca") into dir
+// and returns the binary's path.
+func Build(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// moduleRoot is the nearest directory above the working directory (a test
+// runs in its package's) holding go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+}
+
+// FreeAddr is a 127.0.0.1 address nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ReadFile returns a file's contents, "" if it does not exist.
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// WaitFor polls cond; the limit only stops a hung test.
+func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// HTTPGet fetches url with roots (nil: plain HTTP) and returns status and
+// body, or status 0 if nothing answered.
+func HTTPGet(url string, roots *x509.CertPool) (int, string) {
+	hc := &http.Client{Timeout: 2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, DisableKeepAlives: true}}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.String()
+}
+
+// Sample reads one series from a Prometheus text page, 0 if absent.
+func Sample(page, series string) float64 {
+	sc := bufio.NewScanner(strings.NewReader(page))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
