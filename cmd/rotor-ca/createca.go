@@ -91,9 +91,15 @@ func createCA(ctx context.Context, p caPlan) (*createdCA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	// The issuing key first: a wrong PIN or a label already taken then
+	// An existing root is checked before anything is made; a new root is
+	// made after the issuing key, so a wrong PIN or a label already taken
 	// stops everything before a root exists.
-	var key rotor.Signer
+	var rootKey, key rotor.Signer
+	if p.RootCert != "" {
+		if rootKey, err = p.loadRoot(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	if sc.Backend == signer.BackendGCPKMS {
 		key, err = signer.Open(ctx, sc)
 	} else {
@@ -108,9 +114,10 @@ func createCA(ctx context.Context, p caPlan) (*createdCA, error) {
 	if sc.Backend == signer.BackendFile {
 		out.Created = append(out.Created, sc.KeyFile)
 	}
-	rootKey, err := p.root(ctx, out)
-	if err != nil {
-		return out, err
+	if p.RootCert == "" {
+		if rootKey, err = p.newRoot(ctx, out); err != nil {
+			return out, err
+		}
 	}
 	now := time.Now()
 	out.Issuer, err = rotor.CreateCACertificate(ctx, rotor.CAParams{Name: p.name("issuing CA", now),
@@ -143,27 +150,29 @@ type fileData struct {
 	data []byte
 }
 
-// root makes the root (a file key in Dir, then its self-signed
-// certificate) or loads the existing one, and returns its key.
-func (p caPlan) root(ctx context.Context, out *createdCA) (rotor.Signer, error) {
-	if p.RootCert != "" {
-		pemBytes, err := os.ReadFile(p.RootCert)
-		if err != nil {
-			return nil, fmt.Errorf("--root-cert: %w", err)
-		}
-		certs, err := rotor.ParseCertificates(pemBytes)
-		if err != nil {
-			return nil, fmt.Errorf("--root-cert %s: %w", p.RootCert, err)
-		}
-		if out.Root = certs[0]; !out.Root.IsCA || out.Root.KeyUsage&x509.KeyUsageCertSign == 0 {
-			return nil, fmt.Errorf("--root-cert %s is not a CA certificate with keyCertSign", p.RootCert)
-		}
-		key, err := signer.Open(ctx, signer.Config{Backend: signer.BackendFile, KeyFile: p.RootKey, Logger: p.Log})
-		if err != nil {
-			return nil, fmt.Errorf("--root-key: %w", err)
-		}
-		return key, signer.CheckCertificate(key, out.Root)
+// loadRoot loads the existing root and its key and checks they match.
+func (p caPlan) loadRoot(ctx context.Context, out *createdCA) (rotor.Signer, error) {
+	pemBytes, err := os.ReadFile(p.RootCert)
+	if err != nil {
+		return nil, fmt.Errorf("--root-cert: %w", err)
 	}
+	certs, err := rotor.ParseCertificates(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("--root-cert %s: %w", p.RootCert, err)
+	}
+	if out.Root = certs[0]; !out.Root.IsCA || out.Root.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("--root-cert %s is not a CA certificate with keyCertSign", p.RootCert)
+	}
+	key, err := signer.Open(ctx, signer.Config{Backend: signer.BackendFile, KeyFile: p.RootKey, Logger: p.Log})
+	if err != nil {
+		return nil, fmt.Errorf("--root-key: %w", err)
+	}
+	return key, signer.CheckCertificate(key, out.Root)
+}
+
+// newRoot makes a root: a file key in Dir, then its self-signed
+// certificate.
+func (p caPlan) newRoot(ctx context.Context, out *createdCA) (rotor.Signer, error) {
 	key, err := signer.Generate(ctx, signer.Config{Backend: signer.BackendFile, KeyFile: p.path(rootKeyFile)}, p.Algorithm)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)

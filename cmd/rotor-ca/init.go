@@ -53,6 +53,11 @@ func (c *initConfig) validate() error {
 	if (c.RootCert == "") != (c.RootKey == "") {
 		return fmt.Errorf("%w: --root-cert and --root-key go together", errUsage)
 	}
+	switch signer.Algorithm(c.KeyAlgorithm) {
+	case signer.ECDSAP256, signer.ECDSAP384, signer.RSA2048, signer.RSA3072:
+	default:
+		return fmt.Errorf("%w: --key-algorithm %q: want ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-3072", errUsage, c.KeyAlgorithm)
+	}
 	for _, p := range []*string{&c.RootCert, &c.RootKey, &c.issuer.IssuerKey, &c.issuer.PKCS11PINFile} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)

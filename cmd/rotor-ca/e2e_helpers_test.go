@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/internal/e2etest"
+)
+
+// caRun is a "rotor-ca serve" a test started, logging JSON to a file.
+type caRun struct {
+	*e2etest.Proc
+	URL   string
+	Roots *x509.CertPool // verifies the CA's serving certificate
+}
+
+// serveCA starts "rotor-ca serve args..." on a free port and waits until
+// /healthz answers over TLS verified with the roots in rootFile.
+func serveCA(t *testing.T, env []string, rootFile string, args ...string) *caRun {
+	t.Helper()
+	addr := e2etest.FreeAddr(t)
+	args = append([]string{"serve", "--listen", addr, "--log-format", "json"}, args...)
+	logFile := filepath.Join(t.TempDir(), "ca.log")
+	c := &caRun{Proc: e2etest.StartEnv(t, env, logFile, rotorCA, args...), URL: "https://" + addr,
+		Roots: x509.NewCertPool()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rotor-ca log:\n%s", e2etest.ReadFile(t, logFile))
+		}
+	})
+	for _, r := range readCerts(t, rootFile) {
+		c.Roots.AddCert(r)
+	}
+	e2etest.WaitFor(t, "rotor-ca to serve", 30*time.Second, func() bool {
+		if c.Cmd.ProcessState != nil {
+			t.Fatalf("rotor-ca exited:\n%s", e2etest.ReadFile(t, logFile))
+		}
+		code, _ := e2etest.HTTPGet(c.URL+"/healthz", c.Roots)
+		return code == http.StatusOK
+	})
+	return c
+}
+
+// client is an API client trusting the roots serveCA was given.
+func (c *caRun) client(t *testing.T) *client.Client {
+	t.Helper()
+	cl, err := client.New(client.Config{URL: c.URL, Roots: c.Roots, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// metric reads one series from /metrics.
+func (c *caRun) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	code, page := e2etest.HTTPGet(c.URL+"/metrics", c.Roots)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	return e2etest.Sample(page, series)
+}
+
+// reloads is how many reloads have ended with result (ok, unchanged,
+// refused).
+func (c *caRun) reloads(t *testing.T, result string) float64 {
+	return c.metric(t, `rotor_trust_reloads_total{result="`+result+`"}`)
+}
+
+// hup sends SIGHUP and waits until the CA has finished that reload.
+func (c *caRun) hup(t *testing.T) {
+	t.Helper()
+	before := c.allReloads(t)
+	if err := c.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e2etest.WaitFor(t, "the reload to finish", 30*time.Second, func() bool { return c.allReloads(t) > before })
+}
+
+func (c *caRun) allReloads(t *testing.T) float64 {
+	return c.reloads(t, "ok") + c.reloads(t, "unchanged") + c.reloads(t, "refused")
+}
+
+// logLevels counts the CA's JSON log lines by level.
+func (c *caRun) logLevels(t *testing.T) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(e2etest.ReadFile(t, c.Log)))
+	for sc.Scan() {
+		var line struct{ Level string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil {
+			n[line.Level]++
+		}
+	}
+	return n
+}
+
+// issue gets a certificate for a new P-256 key with a bearer token.
+func issue(ctx context.Context, c *client.Client, token string) (*client.Issued, error) {
+	key, err := client.GenerateKey(client.ECDSAP256)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := client.NewCSR(key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Issue(ctx, client.IssueRequest{CSR: csr, Token: token})
+}
+
+// verifyIssued checks that a leaf chains through its own chain to root.
+func verifyIssued(got *client.Issued, root *x509.Certificate) error {
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range got.Chain {
+		inter.AddCert(c)
+	}
+	_, err := got.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err
+}
+
+// initCA runs "rotor-ca init --data-dir dir args..." and fails the test
+// unless it succeeds.
+func initCA(t *testing.T, env []string, dir string, args ...string) string {
+	t.Helper()
+	out, errOut, code := rotorCACmd(t, env, append([]string{"init", "--data-dir", dir}, args...)...)
+	if code != 0 {
+		t.Fatalf("init %v: exit %d\n%s", args, code, errOut)
+	}
+	return out
+}
+
+func readCerts(t *testing.T, path string) []*x509.Certificate {
+	t.Helper()
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := rotor.ParseCertificates(pemBytes)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return certs
+}
+
+// replaceFile writes data to path by rename, as operators should.
+func replaceFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
