@@ -68,7 +68,11 @@ func (s issuerSettings) withFile(path string) (issuerSettings, error) {
 	}
 	fs := flag.NewFlagSet("issuer-config", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	// register resets the fields to the flags' defaults; put back the
+	// values given, so settings the file does not name keep them.
+	given := s
 	s.register(fs, true)
+	s = given
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
