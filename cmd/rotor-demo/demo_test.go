@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the demo as a newcomer would, with six-second certificates
+// for twenty seconds, so each service rotates several times under load, and
+// checks its summary: no failed request, at least two rotations on each
+// side, and each side's handshakes saw the other's new certificates.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs rotor-ca, two agents and two services for 20s; skipped with -short")
+	}
+	bin := t.TempDir()
+	// Built side by side, so the demo uses these rather than building.
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "rotor-demo"), "--duration", "20s", "--cert-ttl", "6s")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Cleanup(func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("demo output:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+	})
+	if err != nil {
+		t.Fatalf("rotor-demo: %v", err)
+	}
+	got := lastLineKV(t, stdout.String())
+	checks := []struct {
+		key string
+		min int
+	}{
+		{"requests", 100}, // ten a second for twenty seconds, with room for a slow start
+		{"rotations_webapp", 2},
+		{"rotations_api", 2},
+		{"peer_certs_seen_by_webapp", 3},
+		{"peer_certs_seen_by_api", 3},
+	}
+	for _, c := range checks {
+		if n, err := strconv.Atoi(got[c.key]); err != nil || n < c.min {
+			t.Errorf("%s=%q, want at least %d", c.key, got[c.key], c.min)
+		}
+	}
+	if got["failed"] != "0" || got["refused"] != "0" || got["result"] != "ok" {
+		t.Errorf("result=%s failed=%s refused=%s, want ok, 0, 0", got["result"], got["failed"], got["refused"])
+	}
+}
+
+// lastLineKV parses the summary's last line of key=value pairs.
+func lastLineKV(t *testing.T, out string) map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	kv := map[string]string{}
+	for f := range strings.FieldsSeq(lines[len(lines)-1]) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			t.Fatalf("last line %q is not key=value pairs", lines[len(lines)-1])
+		}
+		kv[k] = v
+	}
+	return kv
+}
+
+// TestRunUsage checks the exit codes of the command line.
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"ok/help", []string{"help"}, 0},
+		{"ok/demo-flags-help", []string{"--help"}, 0},
+		{"ok/webapp-flags-help", []string{"webapp", "--help"}, 0},
+		{"fail/unknown-command", []string{"proxy"}, 2},
+		{"fail/cert-ttl-too-short", []string{"--cert-ttl", "1s"}, 2},
+		{"fail/unknown-flag", []string{"--ttl", "6s"}, 2},
+		{"fail/bad-api-identity", []string{"webapp", "--api-identity", "api"}, 2},
+		{"fail/bad-log-format", []string{"api", "--log-format", "xml"}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if got := run(context.Background(), tc.args, &out, &out); got != tc.want {
+				t.Errorf("run(%q) = %d, want %d; output:\n%s", tc.args, got, tc.want, out.String())
+			}
+		})
+	}
+}
