@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -120,7 +122,7 @@ func createCA(ctx context.Context, p caPlan) (*createdCA, error) {
 		}
 	}
 	now := time.Now()
-	out.Issuer, err = rotor.CreateCACertificate(ctx, rotor.CAParams{Name: p.name("issuing CA", now),
+	out.Issuer, err = rotor.CreateCACertificate(ctx, rotor.CAParams{Name: p.name("issuing CA", key.Public(), now),
 		Lifetime: p.IssuerLifetime, PathLen: 0, Now: now}, key.Public(), out.Root, rootKey)
 	if err != nil {
 		return out, fmt.Errorf("sign the issuer certificate: %w", err)
@@ -179,7 +181,7 @@ func (p caPlan) newRoot(ctx context.Context, out *createdCA) (rotor.Signer, erro
 	}
 	out.Created = append(out.Created, p.path(rootKeyFile))
 	now := time.Now()
-	out.Root, err = rotor.CreateCACertificate(ctx, rotor.CAParams{Name: p.name("root CA", now),
+	out.Root, err = rotor.CreateCACertificate(ctx, rotor.CAParams{Name: p.name("root CA", key.Public(), now),
 		Lifetime: p.RootLifetime, PathLen: 1, Now: now}, key.Public(), nil, key)
 	if err != nil {
 		return nil, fmt.Errorf("create the root certificate: %w", err)
@@ -204,11 +206,14 @@ func (p caPlan) writeBundle(out *createdCA) error {
 	return err
 }
 
-// name is a CA's subject common name. The time tells the CAs of successive
-// rotations apart.
-func (p caPlan) name(what string, now time.Time) string {
+// name is a CA's subject common name. The date and the start of the key ID
+// (the SHA-256 of the public key, as in the subject key identifier) tell
+// the CAs of successive rotations apart, even two made the same second.
+func (p caPlan) name(what string, pub crypto.PublicKey, now time.Time) string {
 	if p.Development {
 		return fmt.Sprintf("Rotor development %s (%s)", what, p.TrustDomain)
 	}
-	return fmt.Sprintf("Rotor %s (%s) %s", what, p.TrustDomain, now.UTC().Format("2006-01-02T15:04:05Z"))
+	spki, _ := x509.MarshalPKIXPublicKey(pub) // a key the backend made or opened always marshals
+	sum := sha256.Sum256(spki)
+	return fmt.Sprintf("Rotor %s (%s) %s %x", what, p.TrustDomain, now.UTC().Format("2006-01-02"), sum[:4])
 }

@@ -263,7 +263,15 @@ func TestCLIErrors(t *testing.T) {
 		{name: "fail/pkcs11-without-issuer", args: []string{"serve", "--data-dir", dir, "--signer", "pkcs11"}, wantCode: 2},
 		{name: "fail/token-bad-identity", args: []string{"token", "create", "--data-dir", dir, "--namespace", "Bad", "--service-account", "x"}, wantCode: 2},
 		{name: "fail/token-missing-identity", args: []string{"token", "create", "--data-dir", dir}, wantCode: 2},
+		{name: "fail/pkcs11-key-file", args: []string{"serve", "--data-dir", dir, "--issuer-cert", "/x.crt", "--trust-bundle", "/b.pem", "--signer", "pkcs11", "--issuer-key", "/k.pem"}, wantCode: 2},
+		{name: "fail/issuer-config-without-bundle", args: []string{"serve", "--data-dir", dir, "--issuer-config", "/x.conf"}, wantCode: 2},
+		{name: "fail/negative-reload-interval", args: []string{"serve", "--data-dir", dir, "--reload-interval", "-1s"}, wantCode: 2},
+		{name: "fail/roots-unknown-subcommand", args: []string{"roots", "list"}, wantCode: 2},
+		{name: "fail/roots-status-no-root", args: []string{"roots", "status", "--data-dir", dir}, wantCode: 2},
+		{name: "fail/roots-status-both", args: []string{"roots", "status", "--data-dir", dir, "--root", "/r.crt", "--root-fingerprint", "ab"}, wantCode: 2},
+		{name: "fail/roots-status-bad-fingerprint", args: []string{"roots", "status", "--data-dir", dir, "--root-fingerprint", "xyz"}, wantCode: 2},
 		{name: "ok/help", args: []string{"help"}, wantCode: 0},
+		{name: "ok/init-help", args: []string{"init", "--help"}, wantCode: 0, wantErr: "ROTOR_PKCS11_KEY_LABEL"},
 		{name: "ok/serve-help", args: []string{"serve", "--help"}, wantCode: 0, wantErr: "ROTOR_CERT_TTL"},
 	}
 	for _, tt := range tests {
