@@ -41,20 +41,21 @@ ENTRYPOINT ["/usr/local/bin/rotor-ca"]
 CMD ["serve", "--listen", "0.0.0.0:8443"]
 
 # For docker-compose.yml only: SoftHSM2 stands in for an HSM, and
-# rotor-ca-init.sh makes the token, the CA certificates and the issuing key
-# (the stand-in for `rotor-ca init`, which does not exist yet). A real
-# deployment mounts its vendor's PKCS#11 module into the rotor-ca image.
+# rotor-ca-init.sh initialises its token and runs `rotor-ca init --signer
+# pkcs11`. A real deployment mounts its vendor's PKCS#11 module into the
+# rotor-ca image instead.
 FROM rotor-ca AS rotor-ca-softhsm
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends softhsm2 openssl \
+ && apt-get install -y --no-install-recommends softhsm2 \
  && rm -rf /var/lib/apt/lists/*
 COPY deploy/compose/softhsm2.conf /etc/rotor/softhsm2.conf
 COPY deploy/compose/rotor-ca-init.sh /usr/local/bin/rotor-ca-init.sh
 RUN chmod 0755 /usr/local/bin/rotor-ca-init.sh \
- && mkdir -p /var/lib/softhsm/tokens /var/lib/rotor/tokens/webapp /var/lib/rotor/tokens/api \
+ && mkdir -p /var/lib/softhsm/tokens /var/lib/rotor/ca /var/lib/rotor/root \
+      /var/lib/rotor/tokens/webapp /var/lib/rotor/tokens/api \
  && chown -R 65532:65532 /var/lib/softhsm /var/lib/rotor \
- && chmod 0700 /var/lib/softhsm
+ && chmod 0700 /var/lib/softhsm /var/lib/rotor/ca /var/lib/rotor/root
 ENV SOFTHSM2_CONF=/etc/rotor/softhsm2.conf
 USER 65532:65532
 

@@ -19,7 +19,7 @@ const repoRoot = ".."
 // commands are the command lines the deployment files may run, as
 // "binary [subcommand...]".
 var commands = []string{
-	"rotor-ca serve", "rotor-ca token create", "rotor-ca migrate",
+	"rotor-ca serve", "rotor-ca init", "rotor-ca token create", "rotor-ca roots status", "rotor-ca migrate",
 	"rotor-agent",
 	"rotor-demo", "rotor-demo webapp", "rotor-demo api",
 }
@@ -82,7 +82,8 @@ func loadCatalog(t *testing.T) *catalog {
 
 var (
 	// Go's flag.PrintDefaults: "  -name type" or, for booleans, "  -name".
-	flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)( \S+)?$`)
+	// The type may be several words: a `quoted` name in the usage.
+	flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)( .+)?$`)
 	envName  = regexp.MustCompile(`ROTOR_[A-Z0-9_]+`)
 )
 

@@ -59,10 +59,12 @@ func (b *sandbox) command(name string, svc *composeService) ([]string, []string)
 	for i := range argv {
 		argv[i] = b.rewrite(svc, argv[i])
 	}
-	for _, c := range st.copies { // the image's own scripts: run the repository's copy
-		if dst := c[len(c)-1]; !strings.HasPrefix(c[0], "--") && dst == argv[0] {
-			argv = append([]string{"sh", filepath.Join(repoRoot, c[0])}, argv[1:]...)
+	if src := st.copiedFrom(argv[0]); src != "" { // the image's own script: run the repository's
+		script, err := filepath.Abs(filepath.Join(repoRoot, src))
+		if err != nil {
+			b.t.Fatal(err)
 		}
+		argv = append([]string{"sh", script}, argv[1:]...)
 	}
 	if isRotorBinary(argv[0]) {
 		argv[0] = filepath.Join(b.cat.bin, filepath.Base(argv[0]))
@@ -120,7 +122,7 @@ func (b *sandbox) run(name string, svc *composeService, extraEnv ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(env, extraEnv...)
+	cmd.Env, cmd.Dir = append(env, extraEnv...), b.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.t.Fatalf("service %s (%q): %v\n%s", name, argv, err, out)
 	}
@@ -161,10 +163,20 @@ func TestComposeCAIssues(t *testing.T) {
 
 	b.run("rotor-ca-init", f.Services["rotor-ca-init"])
 	b.run("rotor-ca-init", f.Services["rotor-ca-init"])
+	// The CA's volume holds no private key: the issuing key is in the
+	// token, the root's in a volume only the init step mounts.
+	for _, key := range []string{"ca/root.key", "ca/issuer.key", "pki/root.key"} {
+		if _, err := os.Stat(filepath.Join(b.root, "volumes", key)); err == nil {
+			t.Errorf("volume %s holds a private key", key)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(b.volume("root-key"), "root.key")); err != nil {
+		t.Errorf("the root key is not in its volume: %v", err)
+	}
 	b.run("tokens", f.Services["tokens"])
 
 	caURL := startCA(t, b, f.Services["rotor-ca"])
-	roots, err := os.ReadFile(filepath.Join(b.volume("pki"), "root.crt"))
+	roots, err := os.ReadFile(filepath.Join(b.volume("pki"), "bundle.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +238,7 @@ func startCA(t *testing.T, b *sandbox, svc *composeService) string {
 		argv[i+1] = "127.0.0.1:0"
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
+	cmd.Env, cmd.Dir = env, b.root
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

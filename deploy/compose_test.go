@@ -60,10 +60,6 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }
 
-// initScript is the compose stand-in for `rotor-ca init`: as a command it
-// reads rotor-ca serve's settings.
-const initScript = "rotor-ca-init.sh"
-
 func loadCompose(t *testing.T) *composeFile {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
@@ -104,9 +100,11 @@ func (s *composeService) argv(stages map[string]*stage) ([]string, *stage, error
 	return append(slices.Clone(entry), cmd...), st, nil
 }
 
-// invocations are the Rotor commands a service runs, directly or in a
-// shell script, and the commands whose settings its environment may hold.
-func (c *catalog) composeInvocations(name string, s *composeService, argv []string) ([]invocation, []string, error) {
+// composeInvocations are the Rotor commands a service runs: directly, in
+// a `sh -c` script, or in a script the image copies from the repository.
+// The second result lists their commands, whose settings the service's
+// ROTOR_* variables may be.
+func (c *catalog) composeInvocations(name string, st *stage, argv []string) ([]invocation, []string, error) {
 	where := "docker-compose.yml service " + name
 	var argvs [][]string
 	switch {
@@ -116,10 +114,17 @@ func (c *catalog) composeInvocations(name string, s *composeService, argv []stri
 		argvs = [][]string{argv}
 	case filepath.Base(argv[0]) == "sh" && len(argv) == 3 && strings.HasPrefix(argv[1], "-"):
 		argvs = shellInvocations(argv[2])
-	case filepath.Base(argv[0]) == initScript:
-		return nil, []string{"rotor-ca serve"}, nil
 	default:
-		return nil, nil, fmt.Errorf("%s runs %q, which this test does not know", where, argv[0])
+		src := st.copiedFrom(argv[0])
+		if src == "" {
+			return nil, nil, fmt.Errorf("%s runs %q, which this test does not know", where, argv[0])
+		}
+		script, err := os.ReadFile(filepath.Join(repoRoot, src))
+		if err != nil {
+			return nil, nil, err
+		}
+		argvs = shellInvocations(string(script))
+		where += " (" + src + ")"
 	}
 	if len(argvs) == 0 {
 		return nil, nil, fmt.Errorf("%s runs no Rotor command", where)
@@ -140,7 +145,8 @@ func (c *catalog) composeInvocations(name string, s *composeService, argv []stri
 // TestComposeFlags checks every Rotor command in docker-compose.yml
 // against the binaries: flags, ROTOR_* variables, and that every absolute
 // path a flag or variable names is inside a volume the service mounts (or
-// in the image under /usr).
+// in the image under /usr). Scripts are read for the Rotor commands in
+// them.
 func TestComposeFlags(t *testing.T) {
 	cat := loadCatalog(t)
 	stages, _ := parseDockerfile(t)
@@ -148,11 +154,11 @@ func TestComposeFlags(t *testing.T) {
 	checked := 0
 	for name, s := range f.Services {
 		t.Run(name, func(t *testing.T) {
-			argv, _, err := s.argv(stages)
+			argv, st, err := s.argv(stages)
 			if err != nil {
 				t.Fatalf("service %s: %v", name, err)
 			}
-			invs, cmds, err := cat.composeInvocations(name, s, argv)
+			invs, cmds, err := cat.composeInvocations(name, st, argv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,10 +171,8 @@ func TestComposeFlags(t *testing.T) {
 					paths = append(paths, v)
 				}
 			}
-			for k, v := range s.Environment {
-				if strings.HasPrefix(k, "ROTOR_") {
-					paths = append(paths, v)
-				}
+			for _, v := range s.Environment {
+				paths = append(paths, v)
 			}
 			for _, p := range paths {
 				if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/usr/") {

@@ -162,6 +162,16 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// copiedFrom is the repository file the stage copies to dst, or "".
+func (s *stage) copiedFrom(dst string) string {
+	for _, c := range s.copies {
+		if !strings.HasPrefix(c[0], "--") && len(c) == 2 && c[1] == dst {
+			return c[0]
+		}
+	}
+	return ""
+}
+
 // imageCommand is what a container of image runs with no command or
 // arguments given: the target stage named like the image (before ":").
 func imageCommand(stages map[string]*stage, image string) (*stage, error) {
