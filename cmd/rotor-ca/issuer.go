@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"google.golang.org/api/option"
@@ -60,7 +61,8 @@ var issuerConfigNames = []string{"issuer-cert", "issuer-key", "signer", "pkcs11-
 
 // withFile returns s overlaid with the settings in an --issuer-config file:
 // "name=value" lines, '#' comments. A setting in the file wins over its
-// flag. The PIN is never in it: only pkcs11-pin-file, its path.
+// flag; relative file paths in it are relative to the file. The PIN is
+// never in it: only pkcs11-pin-file, its path.
 func (s issuerSettings) withFile(path string) (issuerSettings, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -84,6 +86,14 @@ func (s issuerSettings) withFile(path string) (issuerSettings, error) {
 		if !ok || fs.Lookup(name) == nil {
 			return s, fmt.Errorf("issuer config %s line %d: want name=value with name one of %s", path, n,
 				strings.Join(issuerConfigNames, ", "))
+		}
+		switch name {
+		case "issuer-cert", "issuer-key", "pkcs11-pin-file":
+			// Relative to the file, so a directory of issuer files can be
+			// mounted anywhere (a Kubernetes ConfigMap and Secret).
+			if value != "" && !filepath.IsAbs(value) {
+				value = filepath.Join(filepath.Dir(path), value)
+			}
 		}
 		if err := fs.Set(name, value); err != nil {
 			return s, fmt.Errorf("issuer config %s line %d: %w", path, n, err)
