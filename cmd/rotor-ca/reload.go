@@ -145,6 +145,9 @@ func (r *reloader) record(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := r.bundles.RecordBundle(rctx, b, time.Now()); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down; the next start records it
+		}
 		if r.recordError != b.Fingerprint {
 			r.recordError = b.Fingerprint
 			r.log.Error("could not record the trust bundle in the store; roots status will not count it until it is; retrying",
