@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,5 +44,62 @@ func BenchmarkRecordIssuance(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			})
 		}
+	}
+}
+
+// BenchmarkRootStatus measures `rotor-ca roots status` on a fleet of 10,000
+// live identities with two live certificates each, half of them issued to
+// holders of the new root.
+//
+//	ROTOR_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  go test -run '^$' -bench RootStatus ./store/
+func BenchmarkRootStatus(b *testing.B) {
+	const identities = 10000
+	for _, be := range []struct {
+		name string
+		b    backend
+	}{{"postgres", postgres}, {"sqlite", sqlite}} {
+		b.Run(be.name, func(b *testing.B) {
+			s, _ := be.b.open(b, store.Options{})
+			rootA, rootB := newRoot(b, "root A"), newRoot(b, "root B")
+			old, both := newBundle(b, rootA), newBundle(b, rootA, rootB)
+			for _, bundle := range []*rotor.Bundle{old, both} {
+				if err := s.(store.BundleRecorder).RecordBundle(b.Context(), bundle, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tmpl := newIssuance(b, rotor.Identity{Namespace: "bench", ServiceAccount: "sa"}, time.Now())
+			var wg sync.WaitGroup
+			for w := range 64 {
+				wg.Go(func() {
+					for i := w; i < 2*identities; i += 64 {
+						iss := *tmpl
+						iss.Serial = fmt.Sprintf("%040x", i+1)
+						iss.Identity.ServiceAccount = fmt.Sprintf("sa-%d", i%identities)
+						iss.IssuedAt = tmpl.IssuedAt.Add(time.Duration(i/identities) * time.Minute)
+						iss.BundleFingerprint = old.Fingerprint
+						if i%identities%2 == 0 && i >= identities {
+							iss.BundleFingerprint = both.Fingerprint
+						}
+						if err := s.RecordIssuance(b.Context(), &iss); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			fp := store.RootFingerprint(rootB.Raw)
+			b.ResetTimer()
+			for b.Loop() {
+				st, err := s.(store.RootReporter).RootStatus(b.Context(), fp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(st.Identities) != identities || st.Holding() != identities/2 {
+					b.Fatalf("%d identities, %d holding; want %d, %d", len(st.Identities), st.Holding(), identities, identities/2)
+				}
+			}
+		})
 	}
 }

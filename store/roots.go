@@ -115,18 +115,20 @@ func bundleRows(b *rotor.Bundle) []bundleRow {
 // rootIdentitiesSQL lists live identities and whether their newest
 // issuance's bundle holds root $1; both backends run it as is.
 const rootIdentitiesSQL = `SELECT l.namespace, l.service_account, l.serial, l.issued_at,
-	l.bundle_fingerprint, EXISTS (SELECT 1 FROM bundle_roots b
-		WHERE b.bundle_fingerprint = l.bundle_fingerprint AND b.root_fingerprint = $1)
+	l.bundle_fingerprint, l.bundle_fingerprint IN (` + bundlesWithRootSQL + `)
 	FROM live_identities l ORDER BY l.namespace, l.service_account`
+
+// bundlesWithRootSQL lists the bundles holding root $1: one hashed set per
+// query, rather than a lookup per row.
+const bundlesWithRootSQL = `SELECT bundle_fingerprint FROM bundle_roots WHERE root_fingerprint = $1`
 
 // rootCertificatesSQL counts live certificates and those issued without
 // root $1; now is the backend's current-time expression, the one its
 // live_identities view uses.
 func rootCertificatesSQL(now string) string {
-	return `SELECT EXISTS (SELECT 1 FROM bundle_roots WHERE root_fingerprint = $1),
+	return `SELECT EXISTS (` + bundlesWithRootSQL + `),
 	count(*), count(*) FILTER (WHERE NOT held), max(not_after) FILTER (WHERE NOT held)
-	FROM (SELECT i.not_after, EXISTS (SELECT 1 FROM bundle_roots b
-			WHERE b.bundle_fingerprint = i.bundle_fingerprint AND b.root_fingerprint = $1) AS held
+	FROM (SELECT i.not_after, i.bundle_fingerprint IN (` + bundlesWithRootSQL + `) AS held
 		FROM issuances i WHERE i.not_after > ` + now + `) live`
 }
 
