@@ -138,9 +138,9 @@ func TestComposeCAIssues(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs rotor-ca on PostgreSQL and SoftHSM2; skipped with -short")
 	}
-	for _, tool := range []string{"softhsm2-util", "openssl", "sh"} {
+	for _, tool := range []string{"softhsm2-util", "sh", "od"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Unavailable(t, tool, "apt-get install -y softhsm2 openssl")
+			testenv.Unavailable(t, tool, "apt-get install -y softhsm2 coreutils")
 		}
 	}
 	module := cmp.Or(os.Getenv(testenv.PKCS11ModuleEnv), testenv.DefaultSoftHSMModule)

@@ -188,11 +188,9 @@ func (d *demo) watch(ctx context.Context) {
 	}
 }
 
-// died reports a child that exited on its own, with its last words.
+// died reports a child that exited on its own; what it said last is
+// already on the screen.
 func (d *demo) died(p *proc) error {
-	for _, l := range p.lastLines() {
-		d.p.line(p.name, "| "+l)
-	}
 	return fmt.Errorf("%s exited unexpectedly with code %d", p.name, p.cmd.ProcessState.ExitCode())
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,28 +21,12 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs rotor-ca, two agents and two services for 20s; skipped with -short")
 	}
-	bin := t.TempDir()
-	// Built side by side, so the demo uses these rather than building.
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin := buildAll(t)
+	out, code := runDemoBinary(t, filepath.Join(bin, "rotor-demo"), "--duration", "20s", "--cert-ttl", "6s")
+	if code != 0 {
+		t.Fatalf("rotor-demo exited with %d", code)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "rotor-demo"), "--duration", "20s", "--cert-ttl", "6s")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Cleanup(func() {
-		if t.Failed() || testing.Verbose() {
-			t.Logf("demo output:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		}
-	})
-	if err != nil {
-		t.Fatalf("rotor-demo: %v", err)
-	}
-	got := lastLineKV(t, stdout.String())
+	got := lastLineKV(t, out)
 	checks := []struct {
 		key string
 		min int
@@ -59,6 +45,61 @@ func TestDemo(t *testing.T) {
 	if got["failed"] != "0" || got["refused"] != "0" || got["result"] != "ok" {
 		t.Errorf("result=%s failed=%s refused=%s, want ok, 0, 0", got["result"], got["failed"], got["refused"])
 	}
+}
+
+// TestDemoReportsDeadProcess gives the demo a rotor-agent that is not one
+// (rotor-ca, which refuses the agent's flags and exits): the demo must say
+// so and fail.
+func TestDemoReportsDeadProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs rotor-ca; skipped with -short")
+	}
+	bin := buildAll(t)
+	wrong := t.TempDir()
+	for name, target := range map[string]string{"rotor-ca": "rotor-ca", "rotor-agent": "rotor-ca"} {
+		if err := os.Symlink(filepath.Join(bin, target), filepath.Join(wrong, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runDemoBinary(t, filepath.Join(bin, "rotor-demo"), "--bin-dir", wrong, "--duration", "20s", "--cert-ttl", "6s")
+	if got := lastLineKV(t, out); code != 1 || got["result"] != "fail" {
+		t.Errorf("exit %d, result=%s; want 1, fail", code, got["result"])
+	}
+}
+
+// buildAll builds the three binaries side by side, so the demo uses them
+// rather than building its own.
+func buildAll(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runDemoBinary runs the demo binary and returns its standard output and exit
+// code; the output is logged if the test fails.
+func runDemoBinary(t *testing.T, demo string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, demo, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Cleanup(func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("demo output:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+	})
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("rotor-demo: %v", err)
+	}
+	return stdout.String(), cmd.ProcessState.ExitCode()
 }
 
 // lastLineKV parses the summary's last line of key=value pairs.

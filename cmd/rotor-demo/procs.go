@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,13 +19,7 @@ type proc struct {
 	cmd      *exec.Cmd
 	done     chan struct{} // closed once it has exited and its output is read
 	stopping atomic.Bool
-
-	mu   sync.Mutex
-	tail []string // its last lines, shown if it dies
 }
-
-// tailLines is how much of a dead process's output the demo shows.
-const tailLines = 15
 
 // startProc starts bin with args and calls onLine for each line it writes
 // to stdout or stderr, in order. If it exits before stop was called, it is
@@ -63,22 +56,8 @@ func (p *proc) read(r io.ReadCloser, onLine func(string)) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		p.mu.Lock()
-		p.tail = append(p.tail, line)
-		if len(p.tail) > tailLines {
-			p.tail = p.tail[1:]
-		}
-		p.mu.Unlock()
-		onLine(line)
+		onLine(sc.Text())
 	}
-}
-
-// lastLines is the end of the process's output.
-func (p *proc) lastLines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.tail...)
 }
 
 // stop sends SIGTERM, waits up to grace for a clean exit, then kills. It
