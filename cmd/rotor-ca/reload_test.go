@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/e2etest"
 )
 
@@ -32,6 +33,16 @@ func newReloadPKI(t *testing.T) reloadPKI {
 	replaceFile(t, p.live, p.read(t, p.a, issuerConfigFile))
 	replaceFile(t, p.bundle, p.read(t, p.a, bundleFile))
 	return p
+}
+
+// serve starts a CA on live.conf and bundle.pem, checking its files every
+// interval, and returns it with a client and a token to issue with.
+func (p reloadPKI) serve(t *testing.T, interval string) (*caRun, *client.Client, string) {
+	t.Helper()
+	data := filepath.Join(filepath.Dir(p.live), "data")
+	ca := serveCA(t, nil, p.bundle, "--data-dir", data, "--issuer-config", p.live, "--trust-bundle", p.bundle,
+		"--reload-interval", interval)
+	return ca, ca.client(t), createToken(t, data, "default", "reload")
 }
 
 func (p reloadPKI) read(t *testing.T, dir, name string) []byte {
@@ -58,11 +69,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	t.Parallel()
 	p := newReloadPKI(t)
-	data := filepath.Join(filepath.Dir(p.live), "data")
-	ca := serveCA(t, nil, p.bundle, "--data-dir", data, "--issuer-config", p.live, "--trust-bundle", p.bundle,
-		"--reload-interval", "0")
-	token := createToken(t, data, "default", "load")
-	cl := ca.client(t)
+	ca, cl, token := p.serve(t, "0")
 	rootA := readCerts(t, filepath.Join(p.a, rootCertFile))[0]
 	currentIssuer := func() string {
 		got, err := issue(t.Context(), cl, token)
@@ -170,11 +177,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	}
 	t.Parallel()
 	p := newReloadPKI(t)
-	data := filepath.Join(filepath.Dir(p.live), "data")
-	ca := serveCA(t, nil, p.bundle, "--data-dir", data, "--issuer-config", p.live, "--trust-bundle", p.bundle,
-		"--reload-interval", "100ms")
-	token := createToken(t, data, "default", "poll")
-	cl := ca.client(t)
+	ca, cl, token := p.serve(t, "100ms")
 	issuerIs := func(dir string) bool {
 		got, err := issue(t.Context(), cl, token)
 		return err == nil && hex.EncodeToString(got.Chain[0].SubjectKeyId) == keyID(t, dir)
