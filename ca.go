@@ -21,11 +21,9 @@ type CAConfig struct {
 	Audit         AuditLog
 	// Limiter, if set, caps issuances per identity.
 	Limiter *Limiter
-	// SignTimeout bounds each signature; zero means 5s.
-	SignTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
-	Rand        io.Reader
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Rand    io.Reader
 }
 
 // CA is the issuing logic: authenticate, check, sign, record, in that order.
@@ -43,9 +41,6 @@ func NewCA(cfg CAConfig) (*CA, error) {
 	}
 	if cfg.Trust == nil || cfg.Authenticator == nil || cfg.Audit == nil {
 		return nil, fmt.Errorf("ca: trust, authenticator and audit log are required")
-	}
-	if cfg.SignTimeout == 0 {
-		cfg.SignTimeout = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -98,36 +93,15 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	if err != nil {
 		return nil, nil, err
 	}
-	trust := ca.cfg.Trust.Trust()
-	issuer := trust.Issuer
+	issuer := ca.cfg.Trust.Trust().Issuer
 	now := ca.cfg.Now().UTC().Truncate(time.Second)
-	notAfter := now.Add(ttl)
-	if limit := issuer.Certificate.NotAfter; notAfter.After(limit) {
-		ca.log.Warn("certificate lifetime cut short by the issuer's expiry: rotate the issuer",
-			"issuer_not_after", limit, "identity", caller.Identity.String())
-		notAfter = limit
-	}
-	serial, err := ca.serial()
+	fields, err := ca.leaf(issuer, caller.Identity, checked, now, ttl)
 	if err != nil {
 		return nil, nil, err
 	}
-	td := ca.cfg.Policy.TrustDomain
-	dns, uri := caller.Identity.DNSName(td), caller.Identity.SPIFFEID(td)
-	ski := sha256.Sum256(checked.Request.RawSubjectPublicKeyInfo)
-	fields := leafFields{
-		Serial:     serial,
-		CommonName: dns,
-		DNSName:    dns,
-		URI:        uri.String(),
-		NotBefore:  now.Add(-ca.cfg.Policy.ClockSkew),
-		NotAfter:   notAfter,
-		SPKI:       checked.Request.RawSubjectPublicKeyInfo,
-		SKI:        ski[:20],
-		RSASubject: checked.KeyAlgorithm == "RSA",
-	}
-	signCtx, cancel := context.WithTimeout(ctx, ca.cfg.SignTimeout)
-	defer cancel()
-	der, err := issuer.signLeaf(signCtx, fields)
+	// The signer bounds its own time (signer.Monitored): it knows the
+	// backend's deadline and counts the failures.
+	der, err := issuer.signLeaf(ctx, fields)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -136,30 +110,44 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 		return nil, nil, WrapError(ESignerUnavailable, err, "the issuing key could not sign; retry later")
 	}
 	record := &Issuance{
-		Serial:            hex.EncodeToString(serial.Bytes()),
-		Identity:          caller.Identity,
-		SANs:              []string{dns, fields.URI},
-		KeyAlgorithm:      checked.KeyAlgorithm,
-		KeySize:           checked.KeySize,
-		PublicKeySHA256:   checked.PublicKeySHA256,
-		CSRSHA256:         checked.CSRSHA256,
-		NotBefore:         fields.NotBefore,
-		NotAfter:          fields.NotAfter,
-		IssuedAt:          now,
-		IssuerKeyID:       issuer.KeyID,
-		Authenticator:     caller.Authenticator,
-		TokenSubject:      caller.Subject,
-		RemoteAddr:        req.Credentials.RemoteAddr,
-		BundleFingerprint: req.BundleFingerprint,
-		Certificate:       der,
+		Serial: hex.EncodeToString(fields.Serial.Bytes()), Identity: caller.Identity,
+		SANs:         []string{fields.DNSName, fields.URI},
+		KeyAlgorithm: checked.KeyAlgorithm, KeySize: checked.KeySize,
+		PublicKeySHA256: checked.PublicKeySHA256, CSRSHA256: checked.CSRSHA256,
+		NotBefore: fields.NotBefore, NotAfter: fields.NotAfter, IssuedAt: now, IssuerKeyID: issuer.KeyID,
+		Authenticator: caller.Authenticator, TokenSubject: caller.Subject, RemoteAddr: req.Credentials.RemoteAddr,
+		BundleFingerprint: req.BundleFingerprint, Certificate: der,
 	}
 	if err := ca.cfg.Audit.RecordIssuance(ctx, record); err != nil {
 		return nil, nil, fmt.Errorf("record issuance %s: %w", record.Serial, err)
 	}
-	ca.log.Info("Issuing certificate for "+dns, "serial", record.Serial,
-		"not_before", record.NotBefore, "not_after", record.NotAfter,
+	ca.log.Info("Issuing certificate for "+fields.DNSName, LogEvent, EventIssued, "identity", caller.Identity.String(),
+		"serial", record.Serial, "not_before", record.NotBefore, "not_after", record.NotAfter,
 		"authenticator", caller.Authenticator, "remote_addr", req.Credentials.RemoteAddr)
 	return record, issuer, nil
+}
+
+// leaf decides what the leaf for id says: its names, a fresh serial, and a
+// validity from now (backdated by the clock skew) for ttl, cut to the
+// issuer's own expiry.
+func (ca *CA) leaf(issuer *Issuer, id Identity, checked *CheckedCSR, now time.Time, ttl time.Duration) (leafFields, error) {
+	notAfter := now.Add(ttl)
+	if limit := issuer.Certificate.NotAfter; notAfter.After(limit) {
+		ca.log.Warn("certificate lifetime cut short by the issuer's expiry: rotate the issuer",
+			"issuer_not_after", limit, "identity", id.String())
+		notAfter = limit
+	}
+	serial, err := ca.serial()
+	if err != nil {
+		return leafFields{}, err
+	}
+	td := ca.cfg.Policy.TrustDomain
+	dns := id.DNSName(td)
+	spki := checked.Request.RawSubjectPublicKeyInfo
+	ski := sha256.Sum256(spki)
+	return leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: id.SPIFFEID(td).String(),
+		NotBefore: now.Add(-ca.cfg.Policy.ClockSkew), NotAfter: notAfter, SPKI: spki, SKI: ski[:20],
+		RSASubject: checked.KeyAlgorithm == "RSA"}, nil
 }
 
 // serial is a random positive 159-bit number: over the 128 bits the brief
@@ -191,7 +179,8 @@ func (ca *CA) refuse(ctx context.Context, req IssueRequest, caller Caller, cause
 	if code.Retryable() {
 		level = slog.LevelError
 	}
-	ca.log.Log(ctx, level, "refused certificate request", "reason", code, "identity", caller.Identity.String(),
+	ca.log.Log(ctx, level, "refused certificate request", LogEvent, EventRefused, "reason", code,
+		"identity", caller.Identity.String(),
 		"remote_addr", r.RemoteAddr, "error", cause)
 	if err := ca.cfg.Audit.RecordRefusal(ctx, r); err != nil {
 		ca.log.Error("could not record refusal", "reason", code, "error", err)
@@ -199,8 +188,16 @@ func (ca *CA) refuse(ctx context.Context, req IssueRequest, caller Caller, cause
 	return cause
 }
 
-// RenewAfter is when the CA suggests the holder renew: two thirds into the
-// certificate's life from its issuance, the same share the agent defaults to.
-func (i *Issuance) RenewAfter() time.Time {
-	return i.IssuedAt.Add(i.NotAfter.Sub(i.IssuedAt) * 2 / 3)
+// RenewShare is how far into a certificate's life, counted from its
+// issuance, its holder should renew: the CA's renew_after, the agent's
+// default and the CA's own serving certificate all use it. A third of the
+// lifetime is left to ride out a CA outage.
+const RenewShare = 2.0 / 3
+
+// RenewalTime is RenewShare of the way from issuedAt to notAfter.
+func RenewalTime(issuedAt, notAfter time.Time) time.Time {
+	return issuedAt.Add(time.Duration(float64(notAfter.Sub(issuedAt)) * RenewShare))
 }
+
+// RenewAfter is when the CA suggests the holder renew (RenewalTime).
+func (i *Issuance) RenewAfter() time.Time { return RenewalTime(i.IssuedAt, i.NotAfter) }

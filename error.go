@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
-// ErrorCode is a stable, machine-readable cause. The API maps each code to one
-// HTTP status and one problem type; the client maps the problem type back, so
-// both sides decide with errors.As, never by matching message text.
+// ErrorCode is a stable, machine-readable cause. Each code has one row in
+// the code table below: the HTTP status and title the API answers with,
+// and whether a client may retry. The server writes problems from that
+// table and the client reads them back through it, so both sides decide
+// with errors.As and the table, never by matching message text.
 type ErrorCode string
 
 // Error codes. Their string values appear in problem types and in the audit
@@ -19,6 +22,7 @@ const (
 	EUnauthenticated   ErrorCode = "unauthenticated"      // no or bad credentials
 	EForbidden         ErrorCode = "identity-not-allowed" // names or usage the caller may not have
 	ENotFound          ErrorCode = "not-found"
+	EMethodNotAllowed  ErrorCode = "method-not-allowed"
 	ETooLarge          ErrorCode = "too-large"
 	EUnsupportedMedia  ErrorCode = "unsupported-media-type"
 	ERateLimited       ErrorCode = "rate-limited"
@@ -26,11 +30,98 @@ const (
 	ESignerUnavailable ErrorCode = "signer-unavailable"
 	EAuthUnavailable   ErrorCode = "authenticator-unavailable" // e.g. TokenReview or JWKS unreachable
 	EInternal          ErrorCode = "internal"
+
+	// The codes below are decided by a client, never sent by the CA.
+
+	// ECAUnreachable: no answer came back (connection refused, reset,
+	// timeout), or a gateway in front of the CA said it could not reach it.
+	ECAUnreachable ErrorCode = "ca-unreachable"
+	// ECAUntrusted: the CA answered, but its serving certificate did not
+	// verify against the configured roots, or its bundle lacks the pinned
+	// root. Retrying the same way cannot help; the configuration must change.
+	ECAUntrusted ErrorCode = "ca-untrusted"
 )
 
+// codeInfo is one row of the code table.
+type codeInfo struct {
+	status int // 0: a client-side code, never an HTTP answer
+	title  string
+	// retryAfter, when non-zero, is sent as Retry-After: the code is an
+	// outage or a limit that passes.
+	retryAfter time.Duration
+	retryable  bool
+}
+
+// codeTable is the one mapping from codes to HTTP and to "retry or not".
+var codeTable = map[ErrorCode]codeInfo{
+	EInvalid:           {400, "Invalid request", 0, false},
+	EBadCSR:            {400, "Bad certificate signing request", 0, false},
+	EUnauthenticated:   {401, "Unauthenticated", 0, false},
+	EForbidden:         {403, "Identity not allowed", 0, false},
+	ENotFound:          {404, "Not found", 0, false},
+	EMethodNotAllowed:  {405, "Method not allowed", 0, false},
+	ETooLarge:          {413, "Request too large", 0, false},
+	EUnsupportedMedia:  {415, "Unsupported media type", 0, false},
+	ERateLimited:       {429, "Rate limited", 2 * time.Second, true},
+	EStoreUnavailable:  {503, "Store unavailable", 5 * time.Second, true},
+	ESignerUnavailable: {503, "Signer unavailable", 5 * time.Second, true},
+	EAuthUnavailable:   {503, "Authenticator unavailable", 5 * time.Second, true},
+	EInternal:          {500, "Internal error", 0, true},
+	ECAUnreachable:     {0, "CA unreachable", 0, true},
+	ECAUntrusted:       {0, "CA not trusted", 0, false},
+}
+
 // ErrorCodes lists every code, for tables that must cover them all.
-var ErrorCodes = []ErrorCode{EInvalid, EBadCSR, EUnauthenticated, EForbidden, ENotFound, ETooLarge,
-	EUnsupportedMedia, ERateLimited, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable, EInternal}
+var ErrorCodes = []ErrorCode{EInvalid, EBadCSR, EUnauthenticated, EForbidden, ENotFound, EMethodNotAllowed,
+	ETooLarge, EUnsupportedMedia, ERateLimited, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable,
+	EInternal, ECAUnreachable, ECAUntrusted}
+
+// info is c's row; an unknown code reads as EInternal's, so it can never
+// leak as a 200 or an empty status.
+func (c ErrorCode) info() codeInfo {
+	if i, ok := codeTable[c]; ok {
+		return i
+	}
+	return codeTable[EInternal]
+}
+
+// Known reports whether c is one of ErrorCodes.
+func (c ErrorCode) Known() bool { _, ok := codeTable[c]; return ok }
+
+// HTTPStatus is the status the API answers c with; 0 for the client-side
+// codes, which the API never sends.
+func (c ErrorCode) HTTPStatus() int { return c.info().status }
+
+// Title is the problem title of c.
+func (c ErrorCode) Title() string { return c.info().title }
+
+// RetryAfter is how long the API tells clients to wait before retrying c
+// (its Retry-After header), zero for none.
+func (c ErrorCode) RetryAfter() time.Duration { return c.info().retryAfter }
+
+// Retryable reports whether the same request may succeed later unchanged:
+// outages, rate limits and an unreachable CA, not refusals.
+func (c ErrorCode) Retryable() bool { return c.info().retryable }
+
+// CodeForStatus is the code of an HTTP answer that carries no Rotor problem
+// type (a proxy's error page, another vocabulary), from its status alone:
+// the first code in ErrorCodes with that status, gateway errors as
+// ECAUnreachable, any other 5xx as EInternal and any other 4xx as EInvalid.
+func CodeForStatus(status int) ErrorCode {
+	switch status {
+	case 502, 503, 504:
+		return ECAUnreachable // a gateway could not reach the CA
+	}
+	for _, c := range ErrorCodes {
+		if codeTable[c].status == status {
+			return c
+		}
+	}
+	if status >= 500 {
+		return EInternal
+	}
+	return EInvalid
+}
 
 // ProblemTypePrefix starts every RFC 9457 problem type Rotor emits; the code
 // follows it.
@@ -42,23 +133,11 @@ func (c ErrorCode) ProblemType() string { return ProblemTypePrefix + string(c) }
 // CodeFromProblemType is the inverse of ProblemType; unknown types give
 // EInternal.
 func CodeFromProblemType(t string) ErrorCode {
-	c := ErrorCode(strings.TrimPrefix(t, ProblemTypePrefix))
-	for _, k := range ErrorCodes {
-		if k == c && strings.HasPrefix(t, ProblemTypePrefix) {
-			return c
-		}
+	c, ok := strings.CutPrefix(t, ProblemTypePrefix)
+	if code := ErrorCode(c); ok && code.Known() {
+		return code
 	}
 	return EInternal
-}
-
-// Retryable reports whether the same request may succeed later unchanged:
-// outages and rate limits, not refusals.
-func (c ErrorCode) Retryable() bool {
-	switch c {
-	case ERateLimited, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable, EInternal:
-		return true
-	}
-	return false
 }
 
 // Error is Rotor's error: a code, a message safe to show the caller, and an

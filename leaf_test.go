@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -19,27 +16,17 @@ import (
 	"time"
 )
 
-func genKey(t testing.TB, kind string) crypto.Signer {
+// genKey makes a key of a kind the leaf encoder signs for.
+func genKey(t testing.TB, kind KeyType) crypto.Signer {
 	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch kind {
-	case "p256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "p384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "rsa2048":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ed25519":
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	}
-	if err != nil || k == nil {
+	k, err := GenerateKey(kind, nil)
+	if err != nil {
 		t.Fatalf("generate %s: %v", kind, err)
 	}
 	return k
 }
 
-func testIssuer(t testing.TB, kind string) *Issuer {
+func testIssuer(t testing.TB, kind KeyType) *Issuer {
 	t.Helper()
 	key := genKey(t, kind)
 	cert, err := CreateCACertificate(context.Background(), CAParams{Name: "test issuer", Lifetime: time.Hour, Now: time.Now()},
@@ -58,10 +45,11 @@ func testIssuer(t testing.TB, kind string) *Issuer {
 // x509.CreateCertificate's, byte for byte, for every issuer and subject key
 // type: same TBSCertificate, and a certificate that verifies.
 func TestLeafMatchesCreateCertificate(t *testing.T) {
-	for _, issuerKind := range []string{"p256", "p384", "rsa2048", "ed25519"} {
+	kinds := []KeyType{ECDSAP256, ECDSAP384, RSA2048, Ed25519}
+	for _, issuerKind := range kinds {
 		iss := testIssuer(t, issuerKind)
-		for _, subjectKind := range []string{"p256", "p384", "rsa2048", "ed25519"} {
-			t.Run("ok/issuer-"+issuerKind+"/subject-"+subjectKind, func(t *testing.T) {
+		for _, subjectKind := range kinds {
+			t.Run("ok/issuer-"+string(issuerKind)+"/subject-"+string(subjectKind), func(t *testing.T) {
 				sub := genKey(t, subjectKind)
 				spki, err := x509.MarshalPKIXPublicKey(sub.Public())
 				if err != nil {
@@ -74,7 +62,7 @@ func TestLeafMatchesCreateCertificate(t *testing.T) {
 				uri := "spiffe://cluster.local/ns/default/sa/webapp"
 				f := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: uri,
 					NotBefore: now.Add(-20 * time.Second), NotAfter: now.Add(24 * time.Hour),
-					SPKI: spki, SKI: ski[:20], RSASubject: subjectKind == "rsa2048"}
+					SPKI: spki, SKI: ski[:20], RSASubject: subjectKind == RSA2048}
 				der, err := iss.signLeaf(context.Background(), f)
 				if err != nil {
 					t.Fatal(err)
@@ -135,8 +123,8 @@ func TestDERTime(t *testing.T) {
 }
 
 func BenchmarkSignLeaf(b *testing.B) {
-	iss := testIssuer(b, "p256")
-	sub := genKey(b, "p256")
+	iss := testIssuer(b, ECDSAP256)
+	sub := genKey(b, ECDSAP256)
 	spki, _ := x509.MarshalPKIXPublicKey(sub.Public())
 	ski := sha256.Sum256(spki)
 	now := time.Now()
@@ -159,6 +147,75 @@ func BenchmarkSignLeaf(b *testing.B) {
 			if _, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, sub.Public(), CryptoSigner(context.Background(), iss.Signer)); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzLeafEncoder holds the hand-made encoder to crypto/x509 for any
+// identity, serial, validity and key pairing the CA can produce: every
+// certificate it makes parses, says what it was given, and has exactly the
+// TBSCertificate x509.CreateCertificate makes from the same template.
+func FuzzLeafEncoder(f *testing.F) {
+	kinds := []KeyType{ECDSAP256, ECDSAP384, RSA2048, Ed25519}
+	issuers := make([]*Issuer, len(kinds))
+	subjects := make([]crypto.Signer, len(kinds))
+	for i, k := range kinds {
+		issuers[i], subjects[i] = testIssuer(f, k), genKey(f, k)
+	}
+	f.Add("default", "webapp", "cluster.local", []byte{0x5a, 0x01}, int64(1795000000), uint32(86400), uint8(0), uint8(0))
+	f.Add("kube-system", "a.b-c", "example.org", []byte{0xff, 0xff}, int64(-631152000), uint32(1), uint8(2), uint8(3))
+	f.Add("n", "s", "td", []byte{0}, int64(2524608000), uint32(4000000000), uint8(3), uint8(1))
+	f.Fuzz(func(t *testing.T, ns, sa, td string, serialBytes []byte, notBefore int64, life uint32, issuerIdx, subjectIdx uint8) {
+		id := Identity{Namespace: ns, ServiceAccount: sa}
+		if id.Validate() != nil || ValidateTrustDomain(td) != nil || len(serialBytes) == 0 || len(serialBytes) > 20 {
+			return
+		}
+		serial := new(big.Int).SetBytes(serialBytes)
+		nb := time.Unix(notBefore, 0).UTC()
+		na := nb.Add(time.Duration(life) * time.Second)
+		if serial.Sign() == 0 || nb.Year() < 1 || na.Year() > 9999 {
+			return
+		}
+		iss, sub := issuers[int(issuerIdx)%len(issuers)], subjects[int(subjectIdx)%len(subjects)]
+		spki, err := x509.MarshalPKIXPublicKey(sub.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ski := sha256.Sum256(spki)
+		dns, uri := id.DNSName(td), id.SPIFFEID(td)
+		_, rsaSubject := sub.Public().(*rsa.PublicKey)
+		fields := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: uri.String(), NotBefore: nb,
+			NotAfter: na, SPKI: spki, SKI: ski[:20], RSASubject: rsaSubject}
+		der, err := iss.signLeaf(context.Background(), fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatalf("our certificate does not parse: %v", err)
+		}
+		if got.SerialNumber.Cmp(serial) != 0 || !got.NotBefore.Equal(nb) || !got.NotAfter.Equal(na) ||
+			len(got.DNSNames) != 1 || got.DNSNames[0] != dns || len(got.URIs) != 1 || got.URIs[0].String() != uri.String() {
+			t.Fatalf("certificate says serial %v, %v-%v, %v %v", got.SerialNumber, got.NotBefore, got.NotAfter, got.DNSNames, got.URIs)
+		}
+		ku := x509.KeyUsageDigitalSignature
+		if rsaSubject {
+			ku |= x509.KeyUsageKeyEncipherment
+		}
+		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: dns},
+			DNSNames: []string{dns}, URIs: []*url.URL{uri}, NotBefore: nb, NotAfter: na,
+			KeyUsage: ku, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			BasicConstraintsValid: true, SubjectKeyId: ski[:20]}
+		wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, sub.Public(), CryptoSigner(context.Background(), iss.Signer))
+		if err != nil {
+			t.Fatalf("x509.CreateCertificate refuses what we encoded: %v", err)
+		}
+		want, _ := x509.ParseCertificate(wantDER)
+		if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) {
+			t.Fatalf("TBSCertificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got.RawTBSCertificate, want.RawTBSCertificate)
+		}
+		if err := got.CheckSignatureFrom(iss.Certificate); err != nil {
+			t.Fatalf("our certificate does not verify: %v", err)
 		}
 	})
 }

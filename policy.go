@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
-	"fmt"
 	"time"
 )
 
@@ -31,18 +30,18 @@ type Policy struct {
 // watch rotation in a test, long enough to survive one round trip.
 const MinTTL = time.Second
 
-// Validate checks the policy's own values.
+// Validate checks the policy's own values; errors are EInvalid.
 func (p Policy) Validate() error {
 	if err := ValidateTrustDomain(p.TrustDomain); err != nil {
 		return err
 	}
 	switch {
 	case p.DefaultTTL < MinTTL:
-		return fmt.Errorf("certificate TTL %v is shorter than %v", p.DefaultTTL, MinTTL)
+		return Errorf(EInvalid, "certificate TTL %v is shorter than %v", p.DefaultTTL, MinTTL)
 	case p.MaxTTL < p.DefaultTTL:
-		return fmt.Errorf("maximum certificate TTL %v is shorter than the default %v", p.MaxTTL, p.DefaultTTL)
+		return Errorf(EInvalid, "maximum certificate TTL %v is shorter than the default %v", p.MaxTTL, p.DefaultTTL)
 	case p.ClockSkew < 0:
-		return fmt.Errorf("clock skew %v is negative", p.ClockSkew)
+		return Errorf(EInvalid, "clock skew %v is negative", p.ClockSkew)
 	}
 	return nil
 }

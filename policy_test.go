@@ -1,12 +1,6 @@
 package rotor_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -16,50 +10,13 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
 
 func testPolicy() rotor.Policy {
 	return rotor.Policy{TrustDomain: "cluster.local", DefaultTTL: 24 * time.Hour, MaxTTL: 48 * time.Hour, ClockSkew: 20 * time.Second}
-}
-
-func mustKey(t testing.TB, kind string) crypto.Signer {
-	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch kind {
-	case "p256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "p384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "p224":
-		k, err = ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
-	case "ed25519":
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	case "rsa1024":
-		k, err = rsa.GenerateKey(rand.Reader, 1024)
-	case "rsa2048":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		t.Fatalf("unknown key kind %s", kind)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustCSR(t testing.TB, key crypto.Signer, tmpl *x509.CertificateRequest) []byte {
-	t.Helper()
-	if tmpl == nil {
-		tmpl = &x509.CertificateRequest{}
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 func TestPolicyCheckCSR(t *testing.T) {
@@ -70,8 +27,8 @@ func TestPolicyCheckCSR(t *testing.T) {
 	bc, _ := asn1.Marshal(struct {
 		IsCA bool
 	}{true})
-	p256 := mustKey(t, "p256")
-	badSig := mustCSR(t, p256, nil)
+	p256 := testpki.Key(t, "ecdsa-p256")
+	badSig := testpki.CSR(t, p256, nil)
 	badSig[len(badSig)-5] ^= 0xff
 
 	tests := []struct {
@@ -81,23 +38,23 @@ func TestPolicyCheckCSR(t *testing.T) {
 		wantAlg  string
 		wantSize int
 	}{
-		{name: "ok/ecdsa-p256", csr: mustCSR(t, p256, nil), wantAlg: "ECDSA", wantSize: 256},
-		{name: "ok/ecdsa-p384", csr: mustCSR(t, mustKey(t, "p384"), nil), wantAlg: "ECDSA", wantSize: 384},
-		{name: "ok/ed25519", csr: mustCSR(t, mustKey(t, "ed25519"), nil), wantAlg: "Ed25519", wantSize: 256},
-		{name: "ok/rsa-2048", csr: mustCSR(t, mustKey(t, "rsa2048"), nil), wantAlg: "RSA", wantSize: 2048},
-		{name: "ok/own-sans", csr: mustCSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: dns},
+		{name: "ok/ecdsa-p256", csr: testpki.CSR(t, p256, nil), wantAlg: "ECDSA", wantSize: 256},
+		{name: "ok/ecdsa-p384", csr: testpki.CSR(t, testpki.Key(t, "ecdsa-p384"), nil), wantAlg: "ECDSA", wantSize: 384},
+		{name: "ok/ed25519", csr: testpki.CSR(t, testpki.Key(t, "ed25519"), nil), wantAlg: "Ed25519", wantSize: 256},
+		{name: "ok/rsa-2048", csr: testpki.CSR(t, testpki.Key(t, "rsa-2048"), nil), wantAlg: "RSA", wantSize: 2048},
+		{name: "ok/own-sans", csr: testpki.CSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: dns},
 			DNSNames: []string{dns}, URIs: []*url.URL{spiffe}}), wantAlg: "ECDSA", wantSize: 256},
 		{name: "fail/garbage", csr: []byte("not a csr"), want: rotor.EBadCSR},
 		{name: "fail/bad-signature", csr: badSig, want: rotor.EBadCSR},
-		{name: "fail/rsa-1024", csr: mustCSR(t, mustKey(t, "rsa1024"), nil), want: rotor.EBadCSR},
-		{name: "fail/ecdsa-p224", csr: mustCSR(t, mustKey(t, "p224"), nil), want: rotor.EBadCSR},
-		{name: "fail/san-for-other-identity", csr: mustCSR(t, p256, &x509.CertificateRequest{
+		{name: "fail/rsa-1024", csr: testpki.CSR(t, testpki.Key(t, "rsa-1024"), nil), want: rotor.EBadCSR},
+		{name: "fail/ecdsa-p224", csr: testpki.CSR(t, testpki.Key(t, "ecdsa-p224"), nil), want: rotor.EBadCSR},
+		{name: "fail/san-for-other-identity", csr: testpki.CSR(t, p256, &x509.CertificateRequest{
 			DNSNames: []string{"admin.default.serviceaccount.identity.rotor.cluster.local"}}), want: rotor.EForbidden},
-		{name: "fail/uri-for-other-identity", csr: mustCSR(t, p256, &x509.CertificateRequest{URIs: []*url.URL{other}}), want: rotor.EForbidden},
-		{name: "fail/ip-san", csr: mustCSR(t, p256, &x509.CertificateRequest{IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}), want: rotor.EForbidden},
-		{name: "fail/email-san", csr: mustCSR(t, p256, &x509.CertificateRequest{EmailAddresses: []string{"a@b.c"}}), want: rotor.EForbidden},
-		{name: "fail/cn-other", csr: mustCSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "example.com"}}), want: rotor.EForbidden},
-		{name: "fail/ca-request", csr: mustCSR(t, p256, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{
+		{name: "fail/uri-for-other-identity", csr: testpki.CSR(t, p256, &x509.CertificateRequest{URIs: []*url.URL{other}}), want: rotor.EForbidden},
+		{name: "fail/ip-san", csr: testpki.CSR(t, p256, &x509.CertificateRequest{IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}), want: rotor.EForbidden},
+		{name: "fail/email-san", csr: testpki.CSR(t, p256, &x509.CertificateRequest{EmailAddresses: []string{"a@b.c"}}), want: rotor.EForbidden},
+		{name: "fail/cn-other", csr: testpki.CSR(t, p256, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "example.com"}}), want: rotor.EForbidden},
+		{name: "fail/ca-request", csr: testpki.CSR(t, p256, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{
 			{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: bc}}}), want: rotor.EForbidden},
 	}
 	for _, tt := range tests {

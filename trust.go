@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -88,6 +89,43 @@ func NewBundle(roots []*x509.Certificate) (*Bundle, error) {
 // Pool returns the roots as a pool for verification. Callers must not
 // modify it.
 func (b *Bundle) Pool() *x509.CertPool { return b.pool }
+
+// Holds reports whether fp (lowercase hex, see ParseFingerprint) is b's
+// fingerprint or that of one of its roots.
+func (b *Bundle) Holds(fp string) bool {
+	if b.Fingerprint == fp {
+		return true
+	}
+	for _, r := range b.Roots {
+		if Fingerprint(r.Raw) == fp {
+			return true
+		}
+	}
+	return false
+}
+
+// Fingerprint is the SHA-256 of a certificate's DER in lowercase hex: the
+// form roots are pinned, recorded and reported in. For a one-root bundle it
+// equals the bundle's fingerprint.
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseFingerprint normalises a SHA-256 fingerprint as operators paste it
+// (upper case, colons, "sha256:" or "SHA256=" prefixes, as openssl prints
+// it) to lowercase hex. Anything else is EInvalid.
+func ParseFingerprint(s string) (string, error) {
+	f := strings.ToLower(strings.TrimSpace(s))
+	for _, p := range []string{"sha256:", "sha256=", "sha256 fingerprint="} {
+		f = strings.TrimPrefix(f, p)
+	}
+	f = strings.ReplaceAll(f, ":", "")
+	if !IsLowerHex(f, 2*sha256.Size, 2*sha256.Size) {
+		return "", Errorf(EInvalid, "fingerprint %q is not a SHA-256 in hex", s)
+	}
+	return f, nil
+}
 
 // Trust is what the CA signs with and what it tells workloads to trust,
 // swapped as one on rotation.

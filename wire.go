@@ -5,8 +5,43 @@ import (
 	"time"
 )
 
-// The JSON bodies of the HTTP API (openapi.yaml), shared by the server (api)
-// and the Go client so that the two cannot drift apart.
+// The HTTP API's vocabulary (openapi.yaml): media types, headers and JSON
+// bodies, shared by the server (api) and the Go client so that the two
+// cannot drift apart.
+
+// Media types the API speaks.
+const (
+	MediaJSON     = "application/json"
+	MediaProblem  = "application/problem+json"          // RFC 9457
+	MediaPEMChain = "application/pem-certificate-chain" // RFC 8555 7.4.2: leaf, then chain
+	MediaPKCS10   = "application/pkcs10"                // a CSR, PEM or DER
+)
+
+// HeaderBundleFingerprint carries the fingerprint of the trust bundle a
+// client holds with each issuance request, for root rotation's audit.
+const HeaderBundleFingerprint = "Rotor-Bundle-Fingerprint"
+
+// MaxResponse caps what Rotor reads of any HTTP answer, its own API's or a
+// JWKS or Kubernetes API server's: each is a few KiB, and a misbehaving
+// server must not make a reader buffer without limit.
+const MaxResponse = 1 << 20
+
+// IsLowerHex reports whether s is lo to hi lowercase hex digits: the form of
+// serials and fingerprints on the wire and in the store.
+func IsLowerHex(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxSerialHex is the longest serial in hex: RFC 5280's 20 octets.
+const MaxSerialHex = 40
 
 // IssueBody is the JSON request body of POST /v1/certificates.
 type IssueBody struct {

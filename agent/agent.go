@@ -16,6 +16,20 @@ import (
 	"github.com/rotor-dev/rotor/client"
 )
 
+// Events the agent logs as rotor.LogEvent, for programs that follow its log.
+const (
+	// EventWritten: a new certificate is on disk. Attributes: identity,
+	// serial, not_after, renew_at, out_dir.
+	EventWritten = "certificate.written"
+	// EventReused: the certificate found on disk at start is kept.
+	EventReused = "certificate.reused"
+	// EventFailed: an attempt failed. Attributes: cause, attempt.
+	EventFailed = "certificate.request_failed"
+	// EventListening: /healthz and /metrics are served. Attributes:
+	// listen, the bound address.
+	EventListening = "agent.listening"
+)
+
 // onceAttempts bounds how often --once tries through retryable failures
 // before giving up, so a cron job or init container ends and is retried
 // by whatever runs it.
@@ -56,7 +70,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand, metrics: newMetrics(),
-		hook: hook{command: cfg.Exec, timeout: cfg.ExecTimeout, signal: cfg.Signal, pidFile: cfg.PIDFile}}
+		hook: hook{command: cfg.Exec, env: cfg.ExecEnv, timeout: cfg.ExecTimeout, signal: cfg.Signal,
+			pidFile: cfg.PIDFile}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -67,7 +82,7 @@ func New(cfg Config) (*Agent, error) {
 		a.rand = rand.Float64
 	}
 	if cfg.CAFingerprint != "" {
-		a.pin, _ = client.ParseFingerprint(cfg.CAFingerprint) // checked by Validate
+		a.pin, _ = rotor.ParseFingerprint(cfg.CAFingerprint) // checked by Validate
 	}
 	if cfg.CABundleFile != "" {
 		pemBytes, err := os.ReadFile(cfg.CABundleFile)
@@ -87,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.loadDisk()
 	if a.cur != nil && a.now().Before(a.cur.renewAt) {
-		a.log.Info("Reusing the certificate on disk", "identity", a.cur.identity.String(),
+		a.log.Info("Reusing the certificate on disk", rotor.LogEvent, EventReused, "identity", a.cur.identity.String(),
 			"serial", serialOf(a.cur.cert.Leaf), "expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second),
 			"renew_at", a.cur.renewAt)
 		if a.cfg.Once {
@@ -134,7 +149,7 @@ func (a *Agent) renewWithRetry(ctx context.Context) error {
 			return ctx.Err()
 		}
 		a.metrics.failed(err)
-		retryable := causeOf(err) == "unreachable" || rotor.ErrorCodeOf(err).Retryable()
+		retryable := rotor.ErrorCodeOf(err).Retryable()
 		b := backoffFor(a.lifetime())
 		wait := b.Delay(attempt, a.rand())
 		if !retryable {
@@ -173,7 +188,7 @@ func (a *Agent) lifetime() time.Duration {
 // logFailure says what went wrong and what happens next. A refusal gets
 // its problem detail and instance at ERROR, since someone must act.
 func (a *Agent) logFailure(err error, retryable bool, attempt int, wait time.Duration) {
-	attrs := []any{"cause", causeOf(err), "attempt", attempt + 1, "error", err}
+	attrs := []any{rotor.LogEvent, EventFailed, "cause", causeOf(err), "attempt", attempt + 1, "error", err}
 	if wait > 0 {
 		attrs = append(attrs, "retry_in", wait.Round(time.Millisecond))
 	}

@@ -17,21 +17,21 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
 
 // testConfig is an agent for ca with a static token, no jitter to speak
 // of and logs in the test's output.
-func testConfig(t *testing.T, ca *clienttest.CA) agent.Config {
+func testConfig(t *testing.T, ca *catest.CA) agent.Config {
 	t.Helper()
 	bundle := filepath.Join(t.TempDir(), "root.crt")
 	if err := os.WriteFile(bundle, ca.Bundle.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return agent.Config{CAURL: ca.URL, CABundleFile: bundle, Token: ca.Token(t, webapp), OutDir: t.TempDir(),
-		KeyType: client.ECDSAP256, RenewBefore: agent.DefaultRenewBefore, RequestTimeout: 5 * time.Second,
+		KeyType: rotor.ECDSAP256, RenewBefore: agent.DefaultRenewBefore, RequestTimeout: 5 * time.Second,
 		Logger: testLogger(t), Rand: func() float64 { return 0.5 }}
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
-	"github.com/rotor-dev/rotor/client"
 )
 
 // Config is everything the agent needs. CAURL, OutDir, one of CABundleFile
@@ -32,7 +31,7 @@ type Config struct {
 	TokenFile string
 	Token     string
 	OutDir    string
-	KeyType   client.KeyType
+	KeyType   rotor.KeyType
 	// TTL asks for a lifetime shorter than the CA's default; zero asks for
 	// the default.
 	TTL         time.Duration
@@ -45,8 +44,13 @@ type Config struct {
 	// PIDFile, is the alternative.
 	Exec        string
 	ExecTimeout time.Duration
-	Signal      syscall.Signal
-	PIDFile     string
+	// ExecEnv is Exec's environment, to which the agent adds what changed
+	// (ROTOR_CERT_SERIAL and the like); nil means the agent's own. The
+	// wiring leaves the CA credential out of it: a reload command has no
+	// business with it.
+	ExecEnv []string
+	Signal  syscall.Signal
+	PIDFile string
 	// Once makes Run return after making sure a valid certificate is on
 	// disk, for init containers and cron.
 	Once bool
@@ -83,11 +87,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeouts must not be negative")
 	}
 	if c.CAFingerprint != "" {
-		if _, err := client.ParseFingerprint(c.CAFingerprint); err != nil {
+		if _, err := rotor.ParseFingerprint(c.CAFingerprint); err != nil {
 			return fmt.Errorf("--ca-fingerprint: %w", err)
 		}
 	}
-	if _, err := client.ParseKeyType(string(c.KeyType)); err != nil {
+	if _, err := rotor.ParseKeyType(string(c.KeyType)); err != nil {
 		return fmt.Errorf("--key-type: %w", err)
 	}
 	return c.RenewBefore.validate()
@@ -100,9 +104,9 @@ type RenewBefore struct {
 	Share    float64
 }
 
-// DefaultRenewBefore renews a third of the lifetime before expiry, the
-// point the CA's renew_after suggests too.
-var DefaultRenewBefore = RenewBefore{Share: 0.33}
+// DefaultRenewBefore renews at the point the CA's renew_after suggests:
+// rotor.RenewShare into the lifetime, a third of it before expiry.
+var DefaultRenewBefore = RenewBefore{Share: 1 - rotor.RenewShare}
 
 // ParseRenewBefore reads "1h" or "33%".
 func ParseRenewBefore(s string) (RenewBefore, error) {
@@ -140,7 +144,7 @@ func (r RenewBefore) String() string {
 	if r.Duration != 0 {
 		return r.Duration.String()
 	}
-	return strconv.FormatFloat(r.Share*100, 'f', -1, 64) + "%"
+	return strconv.FormatFloat(r.Share*100, 'g', 4, 64) + "%"
 }
 
 // Set implements flag.Value.

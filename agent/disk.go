@@ -67,7 +67,7 @@ func (a *Agent) loadDisk() {
 		issuedAt = leaf.NotBefore
 	}
 	a.cur = &current{cert: &pair, key: key, identity: id, issuedAt: issuedAt}
-	if kt, _ := client.KeyTypeOf(key.Public()); kt != a.cfg.KeyType {
+	if kt, _ := rotor.KeyTypeOf(key.Public()); kt != a.cfg.KeyType {
 		a.log.Info("The key on disk is not of the configured type; renewing now", "on_disk", kt, "want", a.cfg.KeyType)
 	} else {
 		a.cur.renewAt = NextRenewal(leaf, issuedAt, time.Time{}, a.cfg.RenewBefore, a.rand())
@@ -82,7 +82,7 @@ func (a *Agent) loadDisk() {
 // neither is a certificate chaining to them.
 func (a *Agent) anchors(b *rotor.Bundle) bool {
 	if a.pin != "" {
-		return client.HasFingerprint(b, a.pin)
+		return b.Holds(a.pin)
 	}
 	for _, r := range b.Roots {
 		for _, f := range a.fileRoots {

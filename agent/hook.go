@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ const DefaultExecTimeout = 30 * time.Second
 // or a signal to the process named by a PID file, or nothing.
 type hook struct {
 	command string
+	env     []string // the command's environment, before what changed; nil: the agent's
 	timeout time.Duration
 	signal  syscall.Signal
 	pidFile string
@@ -47,7 +49,11 @@ func (h hook) exec(ctx context.Context, env []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.command)
-	cmd.Env = append(environWithoutSecrets(), env...)
+	base := h.env
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(slices.Clip(base), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &capped{buf: &out}
 	cmd.Stderr = cmd.Stdout
@@ -64,18 +70,6 @@ func (h hook) exec(ctx context.Context, env []string) error {
 		return fmt.Errorf("exec hook: %w; output: %q", err, out.String())
 	}
 	return nil
-}
-
-// environWithoutSecrets is the agent's environment minus ROTOR_TOKEN: a
-// reload command has no business with the CA credential.
-func environWithoutSecrets() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ROTOR_TOKEN=") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func (h hook) kill() error {

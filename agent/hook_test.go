@@ -6,18 +6,20 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
-// TestSignalHookAndSecrets: --signal reaches the process in --pid-file,
-// and an --exec hook does not inherit ROTOR_TOKEN. Not parallel: it sets
-// the environment and catches a signal in the test process.
-func TestSignalHookAndSecrets(t *testing.T) {
-	ca := clienttest.New(t, clienttest.Options{})
+// TestSignalHookAndExecEnv: --signal reaches the process in --pid-file,
+// and an --exec hook gets ExecEnv, not the agent's environment, with what
+// changed added. Not parallel: it sets the environment and catches a signal
+// in the test process.
+func TestSignalHookAndExecEnv(t *testing.T) {
+	ca := catest.New(t, catest.Options{})
 	cfg := testConfig(t, ca)
 	cfg.Once = true
 	pidFile := filepath.Join(t.TempDir(), "app.pid")
@@ -37,21 +39,29 @@ func TestSignalHookAndSecrets(t *testing.T) {
 		t.Error("no SIGUSR1 after the new certificate")
 	}
 
-	t.Setenv("ROTOR_TOKEN", cfg.Token)
+	t.Setenv("ROTOR_AGENT_TEST_SECRET", cfg.Token)
 	cfg = testConfig(t, ca)
 	envFile := filepath.Join(t.TempDir(), "env")
 	cfg.Once, cfg.Exec = true, "env > "+envFile
+	cfg.ExecEnv = []string{"PATH=" + os.Getenv("PATH"), "GIVEN=yes"}
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	env, err := os.ReadFile(envFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen := map[string]bool{}
 	for _, line := range lines(t, envFile) {
-		if line == "ROTOR_TOKEN="+cfg.Token || len(env) == 0 {
-			t.Error("the exec hook inherited ROTOR_TOKEN")
+		name, _, _ := strings.Cut(line, "=")
+		seen[name] = true
+		if strings.Contains(line, cfg.Token) {
+			t.Errorf("the exec hook saw the token: %s", line)
 		}
+	}
+	for _, name := range []string{"GIVEN", "ROTOR_CERT_SERIAL", "ROTOR_CERT_FILE", "ROTOR_SPIFFE_ID"} {
+		if !seen[name] {
+			t.Errorf("the exec hook's environment lacks %s: %v", name, seen)
+		}
+	}
+	if seen["ROTOR_AGENT_TEST_SECRET"] {
+		t.Error("the exec hook inherited the agent's environment instead of ExecEnv")
 	}
 }
 
@@ -59,7 +69,7 @@ func TestSignalHookAndSecrets(t *testing.T) {
 // and the certificate stays in place.
 func TestHookFailureCounted(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	tests := []struct {
 		name string
 		exec string

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rotor-dev/rotor"
@@ -33,16 +34,16 @@ func newMetrics() *metrics {
 		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_agent_renewals_total",
 			Help: "New certificates written to disk."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_failures_total",
-			Help: "Failed attempts by cause: a Rotor error code, unreachable, token, write, hook."}, []string{"cause"}),
+			Help: "Failed attempts by cause: a Rotor error code (the CA's answer, ca-unreachable, ca-untrusted), or token, write, verify, key, hook."}, []string{"cause"}),
 	}
 	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures,
-		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every cause exists from the start at zero, so rate() and alerts work
 	// before the first failure of a kind.
 	for _, c := range rotor.ErrorCodes {
 		m.failures.WithLabelValues(string(c))
 	}
-	for _, c := range []string{"unreachable", "token", "write", "verify", "key", "hook"} {
+	for _, c := range agentCauses {
 		m.failures.WithLabelValues(c)
 	}
 	return m
@@ -51,8 +52,11 @@ func newMetrics() *metrics {
 // failed counts err under its cause.
 func (m *metrics) failed(err error) { m.failures.WithLabelValues(causeOf(err)).Inc() }
 
-// cause marks an agent-side failure so metrics can name it; CA failures
-// are named by client.Cause.
+// agentCauses name the failures that happen in the agent, not at the CA.
+var agentCauses = []string{"token", "write", "verify", "key", "hook"}
+
+// cause marks an agent-side failure so metrics can name it; failures at or
+// on the way to the CA are named by their rotor.ErrorCode.
 type cause struct {
 	name string
 	err  error
@@ -68,7 +72,7 @@ func causeOf(err error) string {
 	if errors.As(err, &c) {
 		return c.name
 	}
-	return client.Cause(err)
+	return string(rotor.ErrorCodeOf(err))
 }
 
 // Handler serves /healthz and /metrics. /healthz answers 200 only while

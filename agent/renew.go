@@ -76,7 +76,7 @@ func (a *Agent) install(ctx context.Context, issued *client.Issued, key crypto.S
 	if err != nil {
 		return withCause("verify", err)
 	}
-	keyPEM, err := client.EncodeKey(key)
+	keyPEM, err := rotor.EncodePrivateKeyPEM(key)
 	if err != nil {
 		return withCause("key", err)
 	}
@@ -93,7 +93,7 @@ func (a *Agent) install(ctx context.Context, issued *client.Issued, key crypto.S
 	a.metrics.expiry.Set(float64(issued.NotAfter.Unix()))
 	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
 	a.log.Info("Certificate will expire in "+issued.NotAfter.Sub(now).Round(time.Second).String(),
-		"identity", id.String(), "serial", issued.Serial, "not_after", issued.NotAfter,
+		rotor.LogEvent, EventWritten, "identity", id.String(), "serial", issued.Serial, "not_after", issued.NotAfter,
 		"renew_at", a.cur.renewAt, "out_dir", a.cfg.OutDir)
 	if err := a.hook.run(ctx, a.hookEnv(issued)); err != nil {
 		a.metrics.failed(withCause("hook", err))
@@ -106,11 +106,11 @@ func (a *Agent) install(ctx context.Context, issued *client.Issued, key crypto.S
 // current one if it is of the configured type.
 func (a *Agent) nextKey() (crypto.Signer, error) {
 	if a.cfg.ReuseKey && a.cur != nil {
-		if kt, ok := client.KeyTypeOf(a.cur.key.Public()); ok && kt == a.cfg.KeyType {
+		if kt, ok := rotor.KeyTypeOf(a.cur.key.Public()); ok && kt == a.cfg.KeyType {
 			return a.cur.key, nil
 		}
 	}
-	return client.GenerateKey(a.cfg.KeyType)
+	return rotor.GenerateKey(a.cfg.KeyType, nil)
 }
 
 // token reads the token: the file again each time, since projected
@@ -130,8 +130,7 @@ func (a *Agent) token() (string, error) {
 	return tok, nil
 }
 
-// hookEnv tells the hook what changed. The token is never in it: exec
-// filters ROTOR_TOKEN from the inherited environment.
+// hookEnv tells the hook what changed. The token is never in it.
 func (a *Agent) hookEnv(issued *client.Issued) []string {
 	dir := a.cfg.OutDir
 	return []string{

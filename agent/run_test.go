@@ -12,7 +12,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 // TestOnceIssuesThenReuses: --once issues when nothing is on disk, reuses a
@@ -20,7 +20,7 @@ import (
 // configured key type changed.
 func TestOnceIssuesThenReuses(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{TTL: time.Hour})
+	ca := catest.New(t, catest.Options{TTL: time.Hour})
 	cfg := testConfig(t, ca)
 	cfg.Once = true
 	hooks := hookLog(t, &cfg)
@@ -46,7 +46,7 @@ func TestOnceIssuesThenReuses(t *testing.T) {
 		t.Errorf("restart issued again (%d issuances) although the certificate is good", len(ca.Issuances()))
 	}
 
-	cfg.KeyType = client.Ed25519
+	cfg.KeyType = rotor.Ed25519
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatalf("--once with a new key type: %v", err)
 	}
@@ -67,7 +67,7 @@ func TestOnceIssuesThenReuses(t *testing.T) {
 // again, over mTLS, running the hook once per new certificate.
 func TestRotates(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+	ca := catest.New(t, catest.Options{TTL: 2 * time.Second})
 	cfg := testConfig(t, ca)
 	hooks := hookLog(t, &cfg)
 	a := newAgent(t, cfg)
@@ -112,16 +112,16 @@ func TestOutage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		mode  clienttest.Mode
+		mode  catest.Mode
 		cause string
 	}{
-		{name: "ok/unreachable", mode: clienttest.Unreachable, cause: "unreachable"},
-		{name: "ok/unavailable", mode: clienttest.Unavailable, cause: string(rotor.EStoreUnavailable)},
+		{name: "ok/unreachable", mode: catest.Unreachable, cause: string(rotor.ECAUnreachable)},
+		{name: "ok/unavailable", mode: catest.Unavailable, cause: string(rotor.EStoreUnavailable)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+			ca := catest.New(t, catest.Options{TTL: 2 * time.Second})
 			cfg := testConfig(t, ca)
 			a := newAgent(t, cfg)
 			stop := start(t, a)
@@ -143,7 +143,7 @@ func TestOutage(t *testing.T) {
 			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
 				t.Errorf("healthz with an expired certificate = %d, want 503", code)
 			}
-			ca.SetMode(clienttest.Up)
+			ca.SetMode(catest.Up)
 			eventually(t, "a renewal after the outage", func() bool { return len(ca.Issuances()) >= 2 })
 			if got := ca.Issuances()[1].Authenticator; got != "token" {
 				t.Errorf("renewal after expiry authenticated by %s, want token", got)
@@ -163,7 +163,7 @@ func TestOutage(t *testing.T) {
 // tries on an outage, returning the coded error.
 func TestOnceFails(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	tests := []struct {
 		name      string
 		mut       func(*agent.Config)
@@ -175,10 +175,10 @@ func TestOnceFails(t *testing.T) {
 		{name: "fail/ttl-over-max", mut: func(c *agent.Config) { c.TTL = 48 * time.Hour },
 			wantCode: rotor.EInvalid, wantCause: string(rotor.EInvalid)},
 		{name: "fail/unreachable", mut: func(c *agent.Config) { c.CAURL = "https://127.0.0.1:1" },
-			wantCode: rotor.EInternal, wantCause: "unreachable"},
+			wantCode: rotor.ECAUnreachable, wantCause: string(rotor.ECAUnreachable)},
 		{name: "fail/wrong-fingerprint", mut: func(c *agent.Config) {
-			c.CABundleFile, c.CAFingerprint = "", client.Fingerprint(clienttest.New(t, clienttest.Options{}).Root)
-		}, wantCode: rotor.EUnauthenticated, wantCause: string(rotor.EUnauthenticated)},
+			c.CABundleFile, c.CAFingerprint = "", rotor.Fingerprint(catest.New(t, catest.Options{}).Root.Raw)
+		}, wantCode: rotor.ECAUntrusted, wantCause: string(rotor.ECAUntrusted)},
 		{name: "fail/missing-token-file", mut: func(c *agent.Config) {
 			c.Token, c.TokenFile = "", filepath.Join(t.TempDir(), "absent")
 		}, wantCode: rotor.EInternal, wantCause: "token"},
@@ -203,9 +203,9 @@ func TestOnceFails(t *testing.T) {
 // on disk and trusted on the next start without asking again.
 func TestFingerprintMode(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	cfg := testConfig(t, ca)
-	cfg.CABundleFile, cfg.CAFingerprint, cfg.Once = "", client.Fingerprint(ca.Root), true
+	cfg.CABundleFile, cfg.CAFingerprint, cfg.Once = "", rotor.Fingerprint(ca.Root.Raw), true
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestFingerprintMode(t *testing.T) {
 		t.Fatalf("bundle.pem is not the CA's bundle (%v)", err)
 	}
 	// A new key type forces a renewal, which must trust the kept bundle.
-	cfg.KeyType = client.ECDSAP384
+	cfg.KeyType = rotor.ECDSAP384
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatalf("renewal with the kept bundle: %v", err)
 	}
@@ -228,15 +228,15 @@ func TestFingerprintMode(t *testing.T) {
 // certificate on disk, and there is one.
 func TestOnceKeepsValidCertificate(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	cfg := testConfig(t, ca)
 	cfg.Once, cfg.Rand = true, func() float64 { return 0 }
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before, version := onDisk(t, cfg.OutDir)
-	ca.SetMode(clienttest.Unreachable)
-	cfg.KeyType = client.ECDSAP384 // due at once
+	ca.SetMode(catest.Unreachable)
+	cfg.KeyType = rotor.ECDSAP384 // due at once
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Errorf("--once with a valid certificate and the CA away = %v, want nil", err)
 	}
@@ -249,7 +249,7 @@ func TestOnceKeepsValidCertificate(t *testing.T) {
 // reused, nor is that CA's bundle trusted.
 func TestDiskFromOtherCA(t *testing.T) {
 	t.Parallel()
-	old, ca := clienttest.New(t, clienttest.Options{}), clienttest.New(t, clienttest.Options{})
+	old, ca := catest.New(t, catest.Options{}), catest.New(t, catest.Options{})
 	oldCfg := testConfig(t, old)
 	oldCfg.Once = true
 	if err := newAgent(t, oldCfg).Run(context.Background()); err != nil {
@@ -271,7 +271,7 @@ func TestDiskFromOtherCA(t *testing.T) {
 // TestReuseKey: with --reuse-key every renewal certifies the same key.
 func TestReuseKey(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{TTL: 2 * time.Second})
+	ca := catest.New(t, catest.Options{TTL: 2 * time.Second})
 	cfg := testConfig(t, ca)
 	cfg.ReuseKey = true
 	stop := start(t, newAgent(t, cfg))

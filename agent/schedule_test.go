@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
 )
 
@@ -28,7 +29,7 @@ func TestNextRenewal(t *testing.T) {
 		want       time.Time
 	}{
 		{name: "ok/share-of-lifetime", leaf: day, rb: share,
-			want: t0.Add(24 * time.Hour).Add(-time.Duration(0.33 * float64(24*time.Hour)))},
+			want: rotor.RenewalTime(t0, t0.Add(24*time.Hour))},
 		{name: "ok/duration", leaf: day, rb: agent.RenewBefore{Duration: time.Hour}, want: t0.Add(23 * time.Hour)},
 		{name: "ok/ca-renew-after-earlier-wins", leaf: day, rb: agent.RenewBefore{Duration: time.Hour},
 			renewAfter: t0.Add(16 * time.Hour), want: t0.Add(16 * time.Hour)},
@@ -38,7 +39,7 @@ func TestNextRenewal(t *testing.T) {
 			renewAfter: t0.Add(-time.Hour), want: t0.Add(23 * time.Hour)},
 		{name: "ok/duration-longer-than-lifetime-falls-back-to-share", leaf: day,
 			rb:   agent.RenewBefore{Duration: 48 * time.Hour},
-			want: t0.Add(24 * time.Hour).Add(-time.Duration(0.33 * float64(24*time.Hour)))},
+			want: rotor.RenewalTime(t0, t0.Add(24*time.Hour))},
 		{name: "ok/backdated-not-before-measured-from-issuance", leaf: short, issuedAt: t0, rb: agent.RenewBefore{Share: 0.5},
 			want: t0.Add(5 * time.Second)},
 		{name: "ok/issued-at-outside-validity-uses-not-before", leaf: day, issuedAt: t0.Add(-time.Hour),

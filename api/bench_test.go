@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // BenchmarkIssue measures whole issuances: HTTPS with keep-alive to the
@@ -19,7 +21,7 @@ func BenchmarkIssue(b *testing.B) {
 			e := newEnv(b, be.url(b), envConfig{})
 			csrs := make([][]byte, 512)
 			for i := range csrs {
-				csrs[i] = newCSR(b, newKey(b, "ecdsa-p256"), nil)
+				csrs[i] = testpki.CSR(b, testpki.Key(b, "ecdsa-p256"), nil)
 			}
 			client := e.client(nil)
 			client.Transport.(*http.Transport).MaxIdleConnsPerHost = 128

@@ -3,10 +3,9 @@ package api
 import (
 	"net/http"
 	"strings"
-)
 
-// bundleMediaType is RFC 8555's type for a PEM certificate sequence.
-const bundleMediaType = "application/pem-certificate-chain"
+	"github.com/rotor-dev/rotor"
+)
 
 // bundleMaxAge is how long clients and caches may reuse the bundle unasked.
 // Short: a root rotation must reach agents within a renewal period, and a
@@ -25,7 +24,7 @@ func (s *server) getBundle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Type", bundleMediaType)
+	h.Set("Content-Type", rotor.MediaPEMChain)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b.PEM)
 }

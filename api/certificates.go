@@ -36,17 +36,15 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
 	if wantsPEM(r.Header.Values("Accept")) {
 		// For curl and openssl users: the body is cert.pem, leaf then chain.
-		w.Header().Set("Content-Type", pemChainType)
+		w.Header().Set("Content-Type", rotor.MediaPEMChain)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusCreated)
 		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})
 		_, _ = w.Write(issuer.ChainPEM)
 		return
 	}
-	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.cfg.TrustDomain))
+	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.trustDomain))
 }
-
-const pemChainType = "application/pem-certificate-chain"
 
 // wantsPEM reports whether the client asked for the PEM chain and not for
 // JSON; "*/*" (curl's default) and no Accept at all get JSON.
@@ -59,9 +57,9 @@ func wantsPEM(accept []string) bool {
 				continue
 			}
 			switch mt {
-			case pemChainType:
+			case rotor.MediaPEMChain:
 				pemOK = true
-			case "application/json":
+			case rotor.MediaJSON:
 				return false
 			}
 		}
@@ -75,13 +73,13 @@ func wantsPEM(accept []string) bool {
 func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor.IssueRequest, error) {
 	var req rotor.IssueRequest
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mediaType != "application/json" && mediaType != "application/pkcs10") {
+	if err != nil || (mediaType != rotor.MediaJSON && mediaType != rotor.MediaPKCS10) {
 		return req, rotor.Errorf(rotor.EUnsupportedMedia,
 			"send the CSR as application/json {\"csr\": PEM} or as application/pkcs10 (PEM or DER)")
 	}
-	if fp := r.Header.Get("Rotor-Bundle-Fingerprint"); fp != "" {
-		if !isLowerHex(fp, 64, 64) {
-			return req, rotor.Errorf(rotor.EInvalid, "Rotor-Bundle-Fingerprint must be 64 lowercase hex digits")
+	if fp := r.Header.Get(rotor.HeaderBundleFingerprint); fp != "" {
+		if !rotor.IsLowerHex(fp, 64, 64) {
+			return req, rotor.Errorf(rotor.EInvalid, "%s must be 64 lowercase hex digits", rotor.HeaderBundleFingerprint)
 		}
 		req.BundleFingerprint = fp
 	}
@@ -89,7 +87,7 @@ func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor
 	if err != nil {
 		return req, err
 	}
-	if mediaType == "application/pkcs10" {
+	if mediaType == rotor.MediaPKCS10 {
 		req.CSR = unarmor(body)
 	} else {
 		var in rotor.IssueBody
@@ -160,36 +158,23 @@ func bearerToken(h string) string {
 // getCertificate handles GET /v1/certificates/{serial}.
 func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	serial := chi.URLParam(r, "serial")
-	if !isLowerHex(serial, 1, 40) {
-		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to 40 lowercase hex digits"))
+	if !rotor.IsLowerHex(serial, 1, rotor.MaxSerialHex) {
+		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to %d lowercase hex digits", rotor.MaxSerialHex))
 		return
 	}
-	iss, err := s.finder.Issuance(r.Context(), serial)
+	iss, err := s.cfg.Finder.Issuance(r.Context(), serial)
 	if err != nil {
 		s.problem.write(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rotor.NewCertificateRecord(iss, s.cfg.TrustDomain))
-}
-
-// isLowerHex reports whether s is lo to hi lowercase hex digits.
-func isLowerHex(s string, lo, hi int) bool {
-	if len(s) < lo || len(s) > hi {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	writeJSON(w, http.StatusOK, rotor.NewCertificateRecord(iss, s.trustDomain))
 }
 
 // writeJSON answers v as JSON. Responses carry certificates made for one
 // caller, so no cache may keep them.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", rotor.MediaJSON)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // TestIssueOverTLS issues with every body form the contract allows, then
@@ -24,9 +25,9 @@ import (
 func TestIssueOverTLS(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteURL(t), envConfig{})
-	key := newKey(t, "ecdsa-p256")
-	der := newCSR(t, key, nil)
-	fp := e.pki.trust.Bundle.Fingerprint
+	key := testpki.Key(t, "ecdsa-p256")
+	der := testpki.CSR(t, key, nil)
+	fp := e.pki.Trust.Bundle.Fingerprint
 	bodies := []struct {
 		name, contentType string
 		body              []byte
@@ -78,7 +79,7 @@ func TestIssueOverTLS(t *testing.T) {
 		}
 		inter := x509.NewCertPool()
 		inter.AddCert(certs[1])
-		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: e.pki.trust.Bundle.Pool(), Intermediates: inter,
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: e.pki.Trust.Bundle.Pool(), Intermediates: inter,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Errorf("PEM chain does not verify: %v", err)
 		}
@@ -97,7 +98,7 @@ func TestIssueOverTLS(t *testing.T) {
 			ServiceAccount: "webapp", SANs: []string{last.Identity, last.SPIFFEID}, KeyAlgorithm: "ECDSA",
 			KeySize: 256, PublicKeySHA256: rec.PublicKeySHA256, CSRSHA256: rec.CSRSHA256,
 			NotBefore: last.NotBefore, NotAfter: last.NotAfter, IssuedAt: rec.IssuedAt, RenewAfter: last.RenewAfter,
-			IssuerKeyID: e.pki.trust.Issuer.KeyID, Authenticator: "token", TokenSubject: rec.TokenSubject,
+			IssuerKeyID: e.pki.Trust.Issuer.KeyID, Authenticator: "token", TokenSubject: rec.TokenSubject,
 			RemoteAddr: rec.RemoteAddr, BundleFingerprint: fp, Certificate: last.Certificate}
 		if !reflect.DeepEqual(rec, want) {
 			t.Errorf("record\n got %+v\nwant %+v", rec, want)
@@ -115,9 +116,9 @@ func TestIssueOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		newKey := newKey(t, "ecdsa-p256")
+		newKey := testpki.Key(t, "ecdsa-p256")
 		r := e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates", Client: e.client(&cert),
-			Header: http.Header{"Content-Type": {"application/pkcs10"}}, Body: newCSR(t, newKey, nil)})
+			Header: http.Header{"Content-Type": {"application/pkcs10"}}, Body: testpki.CSR(t, newKey, nil)})
 		if r.Status != http.StatusCreated {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
@@ -186,15 +187,15 @@ func jsonString(s string) string {
 // issued: what a workload holds after its root was retired.
 func foreignLeaf(t testing.TB, id rotor.Identity) tls.Certificate {
 	t.Helper()
-	other := newPKI(t, func(s rotor.Signer) rotor.Signer { return s })
-	key := newKey(t, "ecdsa-p256")
+	other := testpki.New(t, testpki.Options{Name: "Other"})
+	key := testpki.Key(t, "ecdsa-p256")
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: id.DNSName(trustDomain)},
 		DNSNames: []string{id.DNSName(trustDomain)}, URIs: []*url.URL{id.SPIFFEID(trustDomain)},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
-	issuer := other.trust.Issuer
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Certificate, key.Public(), other.issuerKey)
+	issuer := other.Trust.Issuer
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Certificate, key.Public(), other.IssuerKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // post sends one issuance request without the contract checker, for load:
@@ -49,7 +51,7 @@ func TestCountedRun(t *testing.T) {
 					bodies[i] = []byte(fmt.Sprintf("not a CSR %d", i))
 					continue
 				}
-				bodies[i] = newCSR(t, newKey(t, "ecdsa-p256"), nil)
+				bodies[i] = testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil)
 			}
 			client := e.client(nil)
 			var created, refused, next atomic.Int64

@@ -3,8 +3,6 @@ package api_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,10 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/internal/testenv"
+	"github.com/rotor-dev/rotor/internal/testpki"
+	"github.com/rotor-dev/rotor/signer"
 	"github.com/rotor-dev/rotor/store"
 )
 
@@ -29,58 +30,11 @@ const trustDomain = "cluster.local"
 
 var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
 
-// testPKI is a root and an issuer made for one test.
-type testPKI struct {
-	trust     *rotor.Trust
-	issuerKey crypto.Signer
-}
-
-// newPKI makes a P-256 root and issuer; wrap decorates the issuer's signer
-// (the metrics decorator, as the wiring does).
-func newPKI(t testing.TB, wrap func(rotor.Signer) rotor.Signer) *testPKI {
-	t.Helper()
-	ctx, now := context.Background(), time.Now()
-	rootKey := newECKey(t, elliptic.P256())
-	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Rotor Test Root", Lifetime: 365 * 24 * time.Hour,
-		PathLen: 1, Now: now}, rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuerKey := newECKey(t, elliptic.P256())
-	issuerCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Rotor Test Issuer",
-		Lifetime: 30 * 24 * time.Hour, Now: now}, issuerKey.Public(), root, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := rotor.NewIssuer(issuerCert, nil, wrap(rotor.LocalSigner{Key: issuerKey}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := rotor.NewBundle([]*x509.Certificate{root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := rotor.NewTrust(issuer, bundle, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testPKI{trust: trust, issuerKey: issuerKey}
-}
-
-func newECKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // serverCertificate makes the HTTPS server's own certificate, from a root
 // unrelated to the CA's, and the pool that trusts it.
 func serverCertificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key := newECKey(t, elliptic.P256())
+	key := testpki.Key(t, "ecdsa-p256")
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca.rotor.test"},
 		DNSNames: []string{"ca.rotor.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
@@ -96,10 +50,12 @@ func serverCertificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
 
-// openStore opens a real store with its migrations applied.
-func openStore(t testing.TB, url string) rotor.Store {
+// openStore opens a real store with its migrations applied; reg, if set,
+// gets its metrics.
+func openStore(t testing.TB, url string, reg prometheus.Registerer) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), url, store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
+	st, err := store.Open(context.Background(), url, store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler),
+		Registerer: reg})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -126,9 +82,9 @@ var backends = []struct {
 // (mTLS, then static tokens), the core CA, the API and its metrics.
 type env struct {
 	*tlsServer
-	store   rotor.Store
-	pki     *testPKI
-	trust   *rotor.TrustHolder // starts with pki.trust
+	store   *store.Store
+	pki     *testpki.PKI
+	trust   *rotor.TrustHolder // starts with pki.Trust
 	ca      *rotor.CA
 	metrics *api.Metrics
 	token   string // a static token for webapp
@@ -137,8 +93,9 @@ type env struct {
 type envConfig struct {
 	maxTTL      time.Duration
 	limiter     *rotor.Limiter
-	rand        io.Reader     // the CA's randomness; nil: crypto/rand
-	signTimeout time.Duration // the CA's; zero: its default
+	rand        io.Reader                   // the CA's randomness; nil: crypto/rand
+	signTimeout time.Duration               // the signer monitor's; zero: its default
+	wrapKey     func(signer.Key) signer.Key // around the issuing key, inside the metrics; nil: none
 	readyTO     time.Duration
 	logs        io.Writer // receives every log line at DEBUG; nil: discarded
 	// ready gives the /readyz checks once the store and PKI exist; nil, or
@@ -148,10 +105,21 @@ type envConfig struct {
 
 func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	t.Helper()
-	e := &env{store: openStore(t, storeURL), metrics: api.NewMetrics()}
-	e.pki = newPKI(t, e.metrics.Signer)
+	reg := prometheus.NewRegistry()
+	e := &env{store: openStore(t, storeURL, reg), metrics: api.NewMetrics(reg)}
+	signerMetrics := signer.NewMetrics(reg)
+	var monitor *signer.Monitored
+	e.pki = testpki.New(t, testpki.Options{Name: "Rotor Test", Signer: func(k crypto.Signer) rotor.Signer {
+		key := signer.LocalKey(k)
+		if cfg.wrapKey != nil {
+			key = cfg.wrapKey(key)
+		}
+		monitor = signer.NewMonitored(signerMetrics.Instrument(key), signer.MonitorConfig{SignTimeout: cfg.signTimeout})
+		t.Cleanup(func() { monitor.Close() })
+		return monitor
+	}})
 	e.token = e.newToken(t, webapp)
-	e.trust = rotor.NewTrustHolder(e.pki.trust)
+	e.trust = rotor.NewTrustHolder(e.pki.Trust)
 	trust := e.trust
 	if cfg.maxTTL == 0 {
 		cfg.maxTTL = 72 * time.Hour
@@ -167,11 +135,10 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		Trust: trust,
 		Authenticator: rotor.Authenticators{authn.NewMTLS(trust, trustDomain, time.Now),
 			authn.NewStaticTokens(e.store)},
-		Audit:       e.metrics.AuditLog(e.store),
-		Limiter:     cfg.limiter,
-		Rand:        cfg.rand,
-		SignTimeout: cfg.signTimeout,
-		Logger:      logger,
+		Audit:   e.store,
+		Limiter: cfg.limiter,
+		Rand:    cfg.rand,
+		Logger:  logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +148,8 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		ready = cfg.ready(e)
 	}
 	if ready == nil {
-		ready = []api.ReadyCheck{api.StoreReady(e.store), api.SignerReady(e.trust)}
+		ready = []api.ReadyCheck{api.StoreReady(e.store),
+			{Name: "signer", Code: rotor.ESignerUnavailable, Check: monitor.Check}}
 	}
 	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Finder: e.store, Ready: ready, Metrics: e.metrics,
 		Logger: logger, ReadyTimeout: cfg.readyTO})

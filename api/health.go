@@ -7,12 +7,14 @@ import (
 	"sync"
 
 	"github.com/rotor-dev/rotor"
-	"github.com/rotor-dev/rotor/signer"
 )
 
 // ReadyCheck is one dependency /readyz asks about.
 type ReadyCheck struct {
 	// Name appears in the problem detail and the log when the check fails.
+	// The wiring supplies the checks: the store's Ping (StoreReady), the
+	// issuing key's test signature (rotor.CheckSigner, through whatever
+	// watches the key's health).
 	Name string
 	// Check returns nil when the dependency can serve now. It must honour
 	// ctx; /readyz runs all checks at once under one short deadline.
@@ -27,7 +29,7 @@ func (c ReadyCheck) validate() error {
 	if c.Name == "" || c.Check == nil {
 		return fmt.Errorf("name and check function are required")
 	}
-	if _, e := entryFor(c.Code); e.Status != http.StatusServiceUnavailable {
+	if c.Code.HTTPStatus() != http.StatusServiceUnavailable {
 		return fmt.Errorf("check %q: code %q is not an unavailable code", c.Name, c.Code)
 	}
 	return nil
@@ -36,15 +38,6 @@ func (c ReadyCheck) validate() error {
 // StoreReady checks that the store answers: its Ping.
 func StoreReady(s interface{ Ping(context.Context) error }) ReadyCheck {
 	return ReadyCheck{Name: "store", Check: s.Ping, Code: rotor.EStoreUnavailable}
-}
-
-// SignerReady checks that the current issuer's key signs, with a real test
-// signature verified against its public key (signer.Check), so a signer
-// swapped in by an issuer rotation is the one checked.
-func SignerReady(trust rotor.TrustSource) ReadyCheck {
-	return ReadyCheck{Name: "signer", Code: rotor.ESignerUnavailable, Check: func(ctx context.Context) error {
-		return signer.Check(ctx, trust.Trust().Issuer.Signer)
-	}}
 }
 
 // health answers that the process is up; it checks nothing else, so a
@@ -72,7 +65,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 		}
 		c := s.cfg.Ready[i]
 		code, why := rotor.ErrorCodeOf(err), rotor.ErrorMessageOf(err)
-		if _, e := entryFor(code); e.Status != http.StatusServiceUnavailable {
+		if code.HTTPStatus() != http.StatusServiceUnavailable {
 			code, why = c.Code, "it did not answer in time or failed"
 		}
 		err = rotor.WrapError(code, err, "readiness check %q failed: %s", c.Name, why)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/testenv"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // tcpProxy forwards TCP connections to target until cut, which closes its
@@ -115,9 +116,9 @@ func TestStoreOutage(t *testing.T) {
 	u.Host = proxy.addr
 	e := newEnv(t, u.String(), envConfig{})
 
-	key := newKey(t, "ecdsa-p256")
+	key := testpki.Key(t, "ecdsa-p256")
 	byToken := call{Method: http.MethodPost, Path: "/v1/certificates",
-		Header: withType(bearer(e.token), "application/pkcs10"), Body: newCSR(t, key, nil)}
+		Header: withType(bearer(e.token), "application/pkcs10"), Body: testpki.CSR(t, key, nil)}
 	first := e.do(t, byToken)
 	if first.Status != http.StatusCreated {
 		t.Fatalf("before the outage: status %d: %s", first.Status, first.Body)
@@ -128,7 +129,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	byMTLS := call{Method: http.MethodPost, Path: "/v1/certificates", Client: e.client(&cert),
-		Header: http.Header{"Content-Type": {"application/pkcs10"}}, Body: newCSR(t, key, nil)}
+		Header: http.Header{"Content-Type": {"application/pkcs10"}}, Body: testpki.CSR(t, key, nil)}
 
 	proxy.cut()
 	for name, c := range map[string]call{"token": byToken, "mtls": byMTLS} {

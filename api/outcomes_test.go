@@ -1,17 +1,30 @@
 package api_test
 
 import (
+	"context"
+	"crypto"
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
+	"github.com/rotor-dev/rotor/signer"
 )
 
 // failingReader is randomness that has run out: the CA cannot draw a serial.
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy source gone") }
+
+// hangingKey signs only once its caller gives up: a backend that hangs.
+type hangingKey struct{ signer.Key }
+
+func (hangingKey) Sign(ctx context.Context, _ []byte, _ crypto.SignerOpts) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
 
 // TestIssueOutcomes reaches the issuance statuses the policy table does
 // not: a rate limit, an internal failure and an unavailable signer, each
@@ -30,9 +43,10 @@ func TestIssueOutcomes(t *testing.T) {
 			first: http.StatusCreated, second: http.StatusTooManyRequests, code: rotor.ERateLimited},
 		{name: "fail/no-randomness", cfg: envConfig{rand: failingReader{}},
 			first: http.StatusInternalServerError, code: rotor.EInternal},
-		// A negative timeout gives the signature an already-expired
-		// context: the signer refuses exactly as one that timed out.
-		{name: "fail/signer-timeout", cfg: envConfig{signTimeout: -1},
+		// A key that never answers: the monitor's deadline ends the
+		// signature, and the CA refuses as for any signer outage.
+		{name: "fail/signer-timeout", cfg: envConfig{signTimeout: 20 * time.Millisecond,
+			wrapKey: func(k signer.Key) signer.Key { return hangingKey{k} }},
 			first: http.StatusServiceUnavailable, code: rotor.ESignerUnavailable},
 	}
 	for _, c := range cases {
@@ -42,7 +56,7 @@ func TestIssueOutcomes(t *testing.T) {
 			e := newEnv(t, url, c.cfg)
 			send := func() *response {
 				return e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates",
-					Header: withType(bearer(e.token), "application/pkcs10"), Body: newCSR(t, newKey(t, "ecdsa-p256"), nil)})
+					Header: withType(bearer(e.token), "application/pkcs10"), Body: testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil)})
 			}
 			r := send()
 			if c.second != 0 {
@@ -70,13 +84,13 @@ func TestIssueOutcomes(t *testing.T) {
 	}
 }
 
-// TestMetrics checks the counters where the answer is decided and the
-// decorators around the signer and the audit log.
+// TestMetrics checks the counters where the answer is decided, and that the
+// store and the signer instrument themselves on the same registry.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteURL(t), envConfig{})
 	ok := e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates",
-		Header: withType(bearer(e.token), "application/pkcs10"), Body: newCSR(t, newKey(t, "ecdsa-p256"), nil)})
+		Header: withType(bearer(e.token), "application/pkcs10"), Body: testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil)})
 	bad := e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates",
 		Header: withType(bearer(e.token), "application/pkcs10"), Body: []byte("garbage")})
 	if ok.Status != http.StatusCreated || bad.Status != http.StatusBadRequest {

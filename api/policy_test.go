@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // policyCase is one row of the CSR policy table, driven end to end.
@@ -133,8 +134,8 @@ func runPolicyCase(t *testing.T, e *env, c policyCase) {
 	if c.tmpl != nil {
 		tmpl = c.tmpl()
 	}
-	key := newKey(t, c.key)
-	der := newCSR(t, key, tmpl)
+	key := testpki.Key(t, c.key)
+	der := testpki.CSR(t, key, tmpl)
 	contentType, body := "application/json", jsonBody(t, der, "")
 	if c.body != nil {
 		contentType, body = c.body(t, der)

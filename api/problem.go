@@ -14,64 +14,28 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// problemMediaType is RFC 9457's media type for problem details.
-const problemMediaType = "application/problem+json"
-
-// statusEntry is what one error code becomes on the wire.
-type statusEntry struct {
-	Status int
-	Title  string
-	// RetryAfter, when non-zero, is sent as Retry-After in seconds: the code
-	// is an outage or a limit that passes, so clients should come back.
-	RetryAfter int
-}
-
-// statusTable is the one mapping from error codes to HTTP. Every code in
-// rotor.ErrorCodes has a row (TestProblemTable holds it to that); a code
-// missing here is answered as internal.
-var statusTable = map[rotor.ErrorCode]statusEntry{
-	rotor.EInvalid:           {http.StatusBadRequest, "Invalid request", 0},
-	rotor.EBadCSR:            {http.StatusBadRequest, "Bad certificate signing request", 0},
-	rotor.EUnauthenticated:   {http.StatusUnauthorized, "Unauthenticated", 0},
-	rotor.EForbidden:         {http.StatusForbidden, "Identity not allowed", 0},
-	rotor.ENotFound:          {http.StatusNotFound, "Not found", 0},
-	rotor.ETooLarge:          {http.StatusRequestEntityTooLarge, "Request too large", 0},
-	rotor.EUnsupportedMedia:  {http.StatusUnsupportedMediaType, "Unsupported media type", 0},
-	rotor.ERateLimited:       {http.StatusTooManyRequests, "Rate limited", 2},
-	rotor.EStoreUnavailable:  {http.StatusServiceUnavailable, "Store unavailable", 5},
-	rotor.ESignerUnavailable: {http.StatusServiceUnavailable, "Signer unavailable", 5},
-	rotor.EAuthUnavailable:   {http.StatusServiceUnavailable, "Authenticator unavailable", 5},
-	rotor.EInternal:          {http.StatusInternalServerError, "Internal error", 0},
-}
-
-// entryFor returns the table row of code, falling back to internal so an
-// unmapped code can never leak as a 200 or an empty status.
-func entryFor(code rotor.ErrorCode) (rotor.ErrorCode, statusEntry) {
-	if e, ok := statusTable[code]; ok {
-		return code, e
-	}
-	return rotor.EInternal, statusTable[rotor.EInternal]
-}
-
 // problemWriter answers errors; it holds the logger so internal causes are
 // recorded where the response is decided.
 type problemWriter struct {
 	log *slog.Logger
 }
 
-// write answers err as problem+json with the status of its code.
-func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
-	p.writeStatus(w, r, err, 0)
+// answerCode is the code a server answers err with: its own, unless that is
+// one only clients decide (no HTTP status), which the server answers as
+// internal.
+func answerCode(err error) rotor.ErrorCode {
+	if code := rotor.ErrorCodeOf(err); code.HTTPStatus() != 0 {
+		return code
+	}
+	return rotor.EInternal
 }
 
-// writeStatus is write with the table's status replaced, for the one case
-// HTTP needs a status no code has (405 for an unknown method).
-func (p problemWriter) writeStatus(w http.ResponseWriter, r *http.Request, err error, status int) {
-	code, entry := entryFor(rotor.ErrorCodeOf(err))
-	if status == 0 {
-		status = entry.Status
-	}
-	prob := rotor.Problem{Type: code.ProblemType(), Title: entry.Title, Status: status,
+// write answers err as problem+json with the status of its code (the core's
+// code table).
+func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) {
+	code := answerCode(err)
+	status := code.HTTPStatus()
+	prob := rotor.Problem{Type: code.ProblemType(), Title: code.Title(), Status: status,
 		Detail: rotor.ErrorMessageOf(err), Instance: newInstance()}
 	switch {
 	case status >= 500:
@@ -85,10 +49,10 @@ func (p problemWriter) writeStatus(w http.ResponseWriter, r *http.Request, err e
 			slog.String("instance", prob.Instance), slog.String("error", err.Error()))
 	}
 	h := w.Header()
-	h.Set("Content-Type", problemMediaType)
+	h.Set("Content-Type", rotor.MediaProblem)
 	h.Set("Cache-Control", "no-store")
-	if entry.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(entry.RetryAfter))
+	if ra := code.RetryAfter(); ra > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(ra.Seconds())))
 	}
 	if code == rotor.EUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="rotor"`)
@@ -111,7 +75,7 @@ func (p problemWriter) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // methodNotAllowed answers a known path with a method it does not serve:
-// 405 with Allow, typed invalid-request since no code means "wrong method".
+// 405 with Allow.
 func (p problemWriter) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
@@ -122,7 +86,6 @@ func (p problemWriter) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		p.writeStatus(w, r, rotor.Errorf(rotor.EInvalid, "method %s is not allowed on %s", r.Method, r.URL.Path),
-			http.StatusMethodNotAllowed)
+		p.write(w, r, rotor.Errorf(rotor.EMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 	}
 }

@@ -21,17 +21,17 @@ import (
 
 // Config wires the HTTP API. CA, Trust and Finder are required.
 type Config struct {
-	// CA issues certificates; the wiring builds it with Metrics.Signer and
-	// Metrics.AuditLog decorators so the core stays prometheus-free.
+	// CA issues certificates; its policy's trust domain names identities
+	// in responses.
 	CA *rotor.CA
 	// Trust gives the bundle served at GET /v1/bundle.
 	Trust rotor.TrustSource
 	// Finder answers GET /v1/certificates/{serial}.
 	Finder rotor.IssuanceFinder
-	// Ready are the checks behind /readyz (see StoreReady, SignerReady).
+	// Ready are the checks behind /readyz (see ReadyCheck).
 	Ready []ReadyCheck
-	// Metrics receives request, issuance and refusal counts; nil makes a
-	// fresh set, served at /metrics either way.
+	// Metrics receives request, issuance and refusal counts, and its
+	// registry is served at /metrics; nil makes a fresh set.
 	Metrics *Metrics
 	// Logger gets request lines at DEBUG and failures at ERROR; nil means
 	// slog.Default().
@@ -39,9 +39,6 @@ type Config struct {
 	// MaxBody caps request bodies; zero means 64 KiB. A CSR is under 4 KiB
 	// even with an RSA-8192 key.
 	MaxBody int64
-	// TrustDomain names identities in responses; empty means the CA
-	// policy's, and a different one is an error.
-	TrustDomain string
 	// RequestTimeout bounds each request's context; zero means 30s.
 	RequestTimeout time.Duration
 	// ReadyTimeout bounds the readiness checks together; zero means 2s.
@@ -50,11 +47,11 @@ type Config struct {
 
 // server holds the wired handlers' dependencies.
 type server struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *Metrics
-	finder  rotor.IssuanceFinder
-	problem problemWriter
+	cfg         Config
+	log         *slog.Logger
+	metrics     *Metrics
+	trustDomain string
+	problem     problemWriter
 }
 
 // New checks cfg and returns the API's handler, ready to be served over TLS
@@ -63,19 +60,13 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.CA == nil || cfg.Trust == nil || cfg.Finder == nil {
 		return nil, fmt.Errorf("api: CA, Trust and Finder are required")
 	}
-	td := cfg.CA.Policy().TrustDomain
-	if cfg.TrustDomain == "" {
-		cfg.TrustDomain = td
-	} else if cfg.TrustDomain != td {
-		return nil, fmt.Errorf("api: trust domain %q differs from the CA policy's %q", cfg.TrustDomain, td)
-	}
 	for i, c := range cfg.Ready {
 		if err := c.validate(); err != nil {
 			return nil, fmt.Errorf("api: ready check %d: %w", i, err)
 		}
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+		cfg.Metrics = NewMetrics(nil)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -89,8 +80,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics,
-		finder: cfg.Metrics.finder(cfg.Finder), problem: problemWriter{log: cfg.Logger}}
+	s := &server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, trustDomain: cfg.CA.Policy().TrustDomain,
+		problem: problemWriter{log: cfg.Logger}}
 
 	r := chi.NewRouter()
 	r.Use(s.observe, s.recoverPanic, s.timeout)
@@ -105,6 +96,10 @@ func New(cfg Config) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
 	return r, nil
 }
+
+// EventRequest is logged (rotor.LogEvent) at DEBUG for each request.
+// Attributes: method, path, status, duration, remote_addr.
+const EventRequest = "http.request"
 
 // observe times each request for the metrics and logs it at DEBUG: method,
 // path, status and duration, never a header (Authorization holds tokens).
@@ -122,7 +117,8 @@ func (s *server) observe(next http.Handler) http.Handler {
 		route := chi.RouteContext(r.Context()).RoutePattern()
 		s.metrics.observeRequest(route, status, d)
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request", slog.String("method", r.Method),
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request", slog.String(rotor.LogEvent, EventRequest),
+				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.Int("status", status), slog.Duration("duration", d),
 				slog.String("remote_addr", r.RemoteAddr))
 		}

@@ -3,11 +3,9 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +13,14 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
+	"github.com/rotor-dev/rotor/internal/e2etest"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 func TestBundle(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteURL(t), envConfig{})
-	b := e.pki.trust.Bundle
+	b := e.pki.Trust.Bundle
 	etag := `"` + b.Fingerprint + `"`
 	cases := []struct {
 		name        string
@@ -65,13 +65,13 @@ func TestBundle(t *testing.T) {
 func TestBundleRotation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteURL(t), envConfig{})
-	oldETag := `"` + e.pki.trust.Bundle.Fingerprint + `"`
-	next := newPKI(t, func(s rotor.Signer) rotor.Signer { return s })
-	both, err := rotor.NewBundle(append(e.pki.trust.Bundle.Roots, next.trust.Bundle.Roots...))
+	oldETag := `"` + e.pki.Trust.Bundle.Fingerprint + `"`
+	next := testpki.New(t, testpki.Options{Name: "Other"})
+	both, err := rotor.NewBundle(append(e.pki.Trust.Bundle.Roots, next.Trust.Bundle.Roots...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotated, err := rotor.NewTrust(e.pki.trust.Issuer, both, time.Now())
+	rotated, err := rotor.NewTrust(e.pki.Trust.Issuer, both, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,6 @@ func TestNew(t *testing.T) {
 		cfg  api.Config
 	}{
 		{"fail/no-ca", api.Config{Trust: trust, Finder: e.store}},
-		{"fail/other-trust-domain", api.Config{CA: e.ca, Trust: trust, Finder: e.store, TrustDomain: "example.org"}},
 		{"fail/ready-check-code", api.Config{CA: e.ca, Trust: trust, Finder: e.store,
 			Ready: []api.ReadyCheck{{Name: "x", Check: func(context.Context) error { return nil }, Code: rotor.EInvalid}}}},
 	}
@@ -208,43 +207,20 @@ func sampleValue(m *dto.Metric) float64 {
 	return 0
 }
 
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRequestLog logs each request at DEBUG with method, path, status and
 // duration, and never the bearer token, whether it is accepted or not.
 func TestRequestLog(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &e2etest.JSONLog{}
 	e := newEnv(t, sqliteURL(t), envConfig{logs: logs})
 	bad := rotor.TokenPrefix + "notarealtoken0000000000000000000000000000000"
 	for _, token := range []string{e.token, bad} {
 		e.do(t, call{Method: http.MethodPost, Path: "/v1/certificates",
-			Header: withType(bearer(token), "application/pkcs10"), Body: newCSR(t, newKey(t, "ecdsa-p256"), nil)})
+			Header: withType(bearer(token), "application/pkcs10"), Body: testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil)})
 	}
 	var requests int
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if rec["msg"] == "http request" && rec["method"] == "POST" && rec["path"] == "/v1/certificates" &&
-			rec["status"] != nil && rec["duration"] != nil {
+	for _, rec := range logs.Events(api.EventRequest) {
+		if rec["method"] == "POST" && rec["path"] == "/v1/certificates" && rec["status"] != nil && rec["duration"] != nil {
 			requests++
 		}
 	}

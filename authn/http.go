@@ -11,12 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// maxResponse bounds what we read from a JWKS endpoint or the Kubernetes API:
-// both answer in a few kilobytes, and a misbehaving server must not make the
-// CA buffer without limit.
-const maxResponse = 1 << 20
+	"github.com/rotor-dev/rotor"
+)
 
 // newHTTPClient returns a client that verifies servers against the PEM
 // bundle in caFile, or the system roots when caFile is "".
@@ -37,14 +34,14 @@ func newHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
-// readBody reads a response body of at most maxResponse bytes.
+// readBody reads a response body of at most rotor.MaxResponse bytes.
 func readBody(resp *http.Response) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, rotor.MaxResponse+1))
 	if err != nil {
 		return nil, fmt.Errorf("read response: %w", err)
 	}
-	if len(b) > maxResponse {
-		return nil, fmt.Errorf("response larger than %d bytes", maxResponse)
+	if len(b) > rotor.MaxResponse {
+		return nil, fmt.Errorf("response larger than %d bytes", rotor.MaxResponse)
 	}
 	return b, nil
 }

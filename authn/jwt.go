@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,10 +18,15 @@ import (
 // and asks TokenReview for. Pods request it in their projected volume.
 const DefaultAudience = "rotor"
 
-// DefaultJWTAlgorithms are the asymmetric algorithms accepted by default.
-// Kubernetes signs with RS256 or ES256; the rest cover other key types.
-var DefaultJWTAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA}
+// asymmetricAlgorithms are every JWS algorithm the JWT authenticator may
+// accept, and all it accepts by default: the key set is public, so "none"
+// and HMAC are never among them. Kubernetes signs with RS256 or ES256; the
+// rest cover other key types. Unexported and copied on use, so nothing can
+// widen the allow-list at run time.
+func asymmetricAlgorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512,
+		jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA}
+}
 
 // JWTConfig configures the offline service-account JWT authenticator. Exactly
 // one of JWKSFile and JWKSURL is set.
@@ -47,8 +53,9 @@ type JWTConfig struct {
 	Issuer string
 	// Audience must be among the tokens' aud; "" means DefaultAudience.
 	Audience string
-	// Algorithms accepted; nil means DefaultJWTAlgorithms. "none" and
-	// HMAC algorithms are refused: the key set is public.
+	// Algorithms narrows the accepted algorithms; nil means every
+	// asymmetric one. "none" and HMAC algorithms are refused: the key set
+	// is public.
 	Algorithms []jose.SignatureAlgorithm
 	// Leeway tolerates clock skew on exp, nbf and iat; zero means 30s.
 	Leeway time.Duration
@@ -76,8 +83,9 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		return nil, fmt.Errorf("jwt authenticator: set exactly one of JWKS file and JWKS URL")
 	}
 	if cfg.Algorithms == nil {
-		cfg.Algorithms = DefaultJWTAlgorithms
+		cfg.Algorithms = asymmetricAlgorithms()
 	}
+	cfg.Algorithms = slices.Clone(cfg.Algorithms)
 	for _, alg := range cfg.Algorithms {
 		if !isAsymmetric(alg) {
 			return nil, fmt.Errorf("jwt authenticator: algorithm %q is not an asymmetric signature algorithm", alg)
@@ -220,12 +228,7 @@ func serviceAccountUsername(id rotor.Identity) string {
 }
 
 func isAsymmetric(alg jose.SignatureAlgorithm) bool {
-	for _, a := range DefaultJWTAlgorithms {
-		if a == alg {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(asymmetricAlgorithms(), alg)
 }
 
 // orDefault returns v, or def when v is the zero value.

@@ -2,8 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -14,54 +12,25 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // testPKI is a real root and issuer made the way rotor-ca makes them.
-type testPKI struct {
-	root   *x509.Certificate
-	issuer *rotor.Issuer
-}
+type testPKI struct{ *testpki.PKI }
 
 func newPKI(t testing.TB, name string) *testPKI {
-	t.Helper()
-	ctx := context.Background()
-	rootKey := newECKey(t)
-	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: name + " root", Lifetime: 365 * 24 * time.Hour,
-		PathLen: 1, Now: t0}, rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issKey := newECKey(t)
-	issCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: name + " issuer", Lifetime: 30 * 24 * time.Hour,
-		Now: t0}, issKey.Public(), root, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := rotor.NewIssuer(issCert, nil, rotor.LocalSigner{Key: issKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testPKI{root: root, issuer: issuer}
-}
-
-func newECKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return &testPKI{testpki.New(t, testpki.Options{Name: name, Lifetime: 30 * 24 * time.Hour, Now: t0})}
 }
 
 // trust returns a TrustSource signing with p's issuer and trusting p's root
 // and the extra roots.
 func (p *testPKI) trust(t testing.TB, extraRoots ...*x509.Certificate) rotor.TrustSource {
 	t.Helper()
-	bundle, err := rotor.NewBundle(append([]*x509.Certificate{p.root}, extraRoots...))
+	bundle, err := rotor.NewBundle(append([]*x509.Certificate{p.Root}, extraRoots...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := rotor.NewTrust(p.issuer, bundle, t0)
+	tr, err := rotor.NewTrust(p.Issuer, bundle, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +55,9 @@ func (p *testPKI) leaf(t testing.TB, id rotor.Identity, td string, edit func(*x5
 	if edit != nil {
 		edit(tmpl)
 	}
-	key := newECKey(t)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.issuer.Certificate, key.Public(),
-		rotor.CryptoSigner(context.Background(), p.issuer.Signer))
+	key := testpki.Key(t, "ecdsa-p256")
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Issuer.Certificate, key.Public(),
+		rotor.CryptoSigner(context.Background(), p.Issuer.Signer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +65,7 @@ func (p *testPKI) leaf(t testing.TB, id rotor.Identity, td string, edit func(*x5
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*x509.Certificate{cert, p.issuer.Certificate}
+	return []*x509.Certificate{cert, p.Issuer.Certificate}
 }
 
 func TestMTLS(t *testing.T) {
@@ -104,7 +73,7 @@ func TestMTLS(t *testing.T) {
 	pki, other, next := newPKI(t, "current"), newPKI(t, "other"), newPKI(t, "next")
 	a := NewMTLS(pki.trust(t), trustDomain, func() time.Time { return t0 })
 	// Mid root rotation: the new issuer signs, both roots are trusted.
-	rotating := NewMTLS(next.trust(t, pki.root), trustDomain, func() time.Time { return t0 })
+	rotating := NewMTLS(next.trust(t, pki.Root), trustDomain, func() time.Time { return t0 })
 	admin := rotor.Identity{Namespace: "shop", ServiceAccount: "admin"}
 	tests := []struct {
 		name  string
@@ -141,11 +110,11 @@ func TestMTLS(t *testing.T) {
 		{name: "fail/server-auth-only", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
 			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		}), want: rotor.EUnauthenticated},
-		{name: "fail/ca-cert-as-leaf", chain: []*x509.Certificate{pki.issuer.Certificate, pki.root}, want: rotor.EUnauthenticated},
+		{name: "fail/ca-cert-as-leaf", chain: []*x509.Certificate{pki.Issuer.Certificate, pki.Root}, want: rotor.EUnauthenticated},
 		{name: "fail/ca-cert-with-workload-sans", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) {
 			c.IsCA, c.BasicConstraintsValid, c.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
 		}), want: rotor.EUnauthenticated},
-		{name: "fail/root-as-leaf", chain: []*x509.Certificate{pki.root}, want: rotor.EUnauthenticated},
+		{name: "fail/root-as-leaf", chain: []*x509.Certificate{pki.Root}, want: rotor.EUnauthenticated},
 		{name: "no-creds/none", chain: nil, want: errNoCreds},
 	}
 	for _, tt := range tests {
@@ -188,7 +157,7 @@ func TestMTLSRenewsWhatTheCAIssued(t *testing.T) {
 	}
 	issue := func(cred rotor.Credentials) (*rotor.Issuance, []*x509.Certificate) {
 		t.Helper()
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, newECKey(t))
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, testpki.Key(t, "ecdsa-p256"))
 		if err != nil {
 			t.Fatal(err)
 		}

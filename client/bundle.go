@@ -2,10 +2,8 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"strings"
@@ -26,7 +24,7 @@ func (c *Client) fetchBundle(ctx context.Context, hc *http.Client, known *rotor.
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/pem-certificate-chain")
+	req.Header.Set("Accept", rotor.MediaPEMChain)
 	if known != nil {
 		req.Header.Set("If-None-Match", `"`+known.Fingerprint+`"`)
 	}
@@ -41,7 +39,7 @@ func (c *Client) fetchBundle(ctx context.Context, hc *http.Client, known *rotor.
 		}
 		return known, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, rotor.MaxResponse))
 	if err != nil {
 		return nil, transportError(req, err)
 	}
@@ -66,9 +64,9 @@ func (c *Client) fetchBundle(ctx context.Context, hc *http.Client, known *rotor.
 // fetches the bundle without trusting anyone, then accepts it only if it
 // holds the pinned root (or its fingerprint is the pin) and the CA's serving
 // chain from that very connection verifies against it. cfg.Roots is
-// ignored. A pin that does not match gives rotor.EUnauthenticated.
+// ignored. A pin that does not match gives rotor.ECAUntrusted.
 func FetchBundlePinned(ctx context.Context, cfg Config, fingerprint string) (*rotor.Bundle, error) {
-	pin, err := ParseFingerprint(fingerprint)
+	pin, err := rotor.ParseFingerprint(fingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +95,14 @@ func FetchBundlePinned(ctx context.Context, cfg Config, fingerprint string) (*ro
 	if err != nil {
 		return nil, err
 	}
-	if !HasFingerprint(b, pin) {
-		return nil, rotor.Errorf(rotor.EUnauthenticated, "the CA's bundle %s holds no root with fingerprint %s", b.Fingerprint, pin)
+	if !b.Holds(pin) {
+		return nil, rotor.Errorf(rotor.ECAUntrusted, "the CA's bundle %s holds no root with fingerprint %s", b.Fingerprint, pin)
 	}
 	mu.Lock()
 	chain := seen
 	mu.Unlock()
 	if len(chain) == 0 {
-		return nil, rotor.Errorf(rotor.EUnauthenticated, "the CA presented no certificate")
+		return nil, rotor.Errorf(rotor.ECAUntrusted, "the CA presented no certificate")
 	}
 	inter := x509.NewCertPool()
 	for _, cert := range chain[1:] {
@@ -112,42 +110,7 @@ func FetchBundlePinned(ctx context.Context, cfg Config, fingerprint string) (*ro
 	}
 	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: b.Pool(), Intermediates: inter,
 		DNSName: c.base.Hostname(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return nil, rotor.WrapError(rotor.EUnauthenticated, err, "the CA's serving certificate does not chain to the pinned root")
+		return nil, rotor.WrapError(rotor.ECAUntrusted, err, "the CA's serving certificate does not chain to the pinned root")
 	}
 	return b, nil
-}
-
-// HasFingerprint reports whether fp (lowercase hex, see ParseFingerprint)
-// is b's fingerprint or that of one of its roots.
-func HasFingerprint(b *rotor.Bundle, fp string) bool {
-	if b.Fingerprint == fp {
-		return true
-	}
-	for _, r := range b.Roots {
-		if Fingerprint(r) == fp {
-			return true
-		}
-	}
-	return false
-}
-
-// Fingerprint is a certificate's SHA-256 fingerprint in lowercase hex: for a
-// one-root bundle it equals the bundle's fingerprint.
-func Fingerprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
-	return hex.EncodeToString(sum[:])
-}
-
-// ParseFingerprint normalises a SHA-256 fingerprint as operators paste it
-// (upper case, colons, "sha256:" or "SHA256=" prefixes) to lowercase hex.
-func ParseFingerprint(s string) (string, error) {
-	f := strings.ToLower(strings.TrimSpace(s))
-	for _, p := range []string{"sha256:", "sha256=", "sha256 fingerprint="} {
-		f = strings.TrimPrefix(f, p)
-	}
-	f = strings.ReplaceAll(f, ":", "")
-	if b, err := hex.DecodeString(f); err != nil || len(b) != sha256.Size {
-		return "", rotor.Errorf(rotor.EInvalid, "fingerprint %q is not a SHA-256 in hex", s)
-	}
-	return f, nil
 }

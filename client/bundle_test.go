@@ -10,12 +10,12 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 func TestBundle(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	c := newClient(t, ca)
 	b, err := c.Bundle(context.Background(), nil)
 	if err != nil {
@@ -32,9 +32,9 @@ func TestBundle(t *testing.T) {
 
 func TestFetchBundlePinned(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
-	other := clienttest.New(t, clienttest.Options{})
-	fp := client.Fingerprint(ca.Root)
+	ca := catest.New(t, catest.Options{})
+	other := catest.New(t, catest.Options{})
+	fp := rotor.Fingerprint(ca.Root.Raw)
 	tests := []struct {
 		name     string
 		url      string
@@ -43,9 +43,9 @@ func TestFetchBundlePinned(t *testing.T) {
 	}{
 		{name: "ok/root-fingerprint", url: ca.URL, pin: fp},
 		{name: "ok/colons-upper-case", url: ca.URL, pin: "SHA256:" + colons(strings.ToUpper(fp))},
-		{name: "fail/other-ca", url: other.URL, pin: fp, wantCode: rotor.EUnauthenticated},
+		{name: "fail/other-ca", url: other.URL, pin: fp, wantCode: rotor.ECAUntrusted},
 		{name: "fail/not-hex", url: ca.URL, pin: "abc", wantCode: rotor.EInvalid},
-		{name: "fail/unreachable", url: "https://127.0.0.1:1", pin: fp, wantCode: rotor.EInternal},
+		{name: "fail/unreachable", url: "https://127.0.0.1:1", pin: fp, wantCode: rotor.ECAUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,15 +65,15 @@ func TestFetchBundlePinned(t *testing.T) {
 // copied the public bundle) is refused.
 func TestFetchBundlePinnedChecksServer(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	mitm := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"`+ca.Bundle.Fingerprint+`"`)
 		_, _ = w.Write(ca.Bundle.PEM)
 	}))
 	defer mitm.Close()
-	_, err := client.FetchBundlePinned(context.Background(), client.Config{URL: mitm.URL}, client.Fingerprint(ca.Root))
-	if code := rotor.ErrorCodeOf(err); code != rotor.EUnauthenticated {
-		t.Errorf("code %q (%v), want %q", code, err, rotor.EUnauthenticated)
+	_, err := client.FetchBundlePinned(context.Background(), client.Config{URL: mitm.URL}, rotor.Fingerprint(ca.Root.Raw))
+	if code := rotor.ErrorCodeOf(err); code != rotor.ECAUntrusted {
+		t.Errorf("code %q (%v), want %q", code, err, rotor.ECAUntrusted)
 	}
 }
 

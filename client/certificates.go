@@ -71,13 +71,13 @@ func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", rotor.MediaJSON)
+	req.Header.Set("Accept", rotor.MediaJSON)
 	if r.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.Token)
 	}
 	if r.BundleFingerprint != "" {
-		req.Header.Set("Rotor-Bundle-Fingerprint", r.BundleFingerprint)
+		req.Header.Set(rotor.HeaderBundleFingerprint, r.BundleFingerprint)
 	}
 	hc := c.http
 	if r.ClientCertificate != nil {
@@ -89,7 +89,7 @@ func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
 	}
 	defer resp.Body.Close()
 	var out rotor.IssuedCertificate
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, rotor.MaxResponse)).Decode(&out); err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate")
 	}
 	return issued(&out, csr.PublicKey)
@@ -126,14 +126,14 @@ func (c *Client) Certificate(ctx context.Context, serial string) (*rotor.Issuanc
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", rotor.MediaJSON)
 	resp, err := c.do(c.http, req, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	var b rotor.CertificateRecord
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&b); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, rotor.MaxResponse)).Decode(&b); err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unreadable certificate record")
 	}
 	rec, err := b.Issuance()

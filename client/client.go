@@ -5,7 +5,8 @@
 //
 // Every error the client returns for a request is a *rotor.Error, so callers
 // decide with rotor.ErrorCodeOf(err).Retryable() whether to try again later
-// (503, 429, network) or to fix the request (other 4xx).
+// (503, 429, rotor.ECAUnreachable) or to fix the request or the trust
+// (other 4xx, rotor.ECAUntrusted).
 package client
 
 import (
@@ -25,10 +26,6 @@ import (
 // DefaultTimeout bounds one request, connection included, when Config
 // leaves Timeout zero.
 const DefaultTimeout = 10 * time.Second
-
-// maxResponse caps what the client reads of any answer: a bundle of a few
-// roots or one certificate record is a few KiB.
-const maxResponse = 1 << 20
 
 // Config says where the CA is and how to trust it.
 type Config struct {
@@ -103,9 +100,6 @@ func (c *Client) withCertificate(cert *tls.Certificate) *http.Client {
 // CloseIdleConnections closes pooled connections, e.g. before dropping the
 // Client for one with a new bundle.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
-
-// URL returns the CA's base URL.
-func (c *Client) URL() string { return c.base.String() }
 
 // newRequest builds a request to path below the base URL.
 func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {

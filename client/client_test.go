@@ -17,7 +17,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 var webapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
@@ -31,7 +31,7 @@ func newCSR(t testing.TB, key crypto.Signer) []byte {
 	return der
 }
 
-func newClient(t testing.TB, ca *clienttest.CA) *client.Client {
+func newClient(t testing.TB, ca *catest.CA) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Config{URL: ca.URL, Roots: ca.Roots, Timeout: 5 * time.Second})
 	if err != nil {
@@ -44,7 +44,7 @@ func newClient(t testing.TB, ca *clienttest.CA) *client.Client {
 // issue gets a certificate with a token and returns it as a key pair.
 func issue(t testing.TB, c *client.Client, token string) (*client.Issued, *tls.Certificate) {
 	t.Helper()
-	key := clienttest.NewKey(t)
+	key := catest.NewKey(t)
 	got, err := c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, key), Token: token})
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +58,13 @@ func issue(t testing.TB, c *client.Client, token string) (*client.Issued, *tls.C
 
 func TestIssue(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{TTL: time.Hour, MaxTTL: 2 * time.Hour})
+	ca := catest.New(t, catest.Options{TTL: time.Hour, MaxTTL: 2 * time.Hour})
 	c := newClient(t, ca)
 	token := ca.Token(t, webapp)
 	_, current := issue(t, c, token)
-	otherKey := clienttest.NewKey(t)
+	otherKey := catest.NewKey(t)
 	otherCSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		URIs: []*url.URL{{Scheme: "spiffe", Host: clienttest.TrustDomain, Path: "/ns/default/sa/admin"}}}, otherKey)
+		URIs: []*url.URL{{Scheme: "spiffe", Host: catest.TrustDomain, Path: "/ns/default/sa/admin"}}}, otherKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestIssue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key := clienttest.NewKey(t)
+			key := catest.NewKey(t)
 			got, err := c.Issue(context.Background(), tt.req(key))
 			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
 				t.Fatalf("error code %q (%v), want %q", code, err, tt.wantCode)
@@ -137,32 +137,31 @@ func TestIssue(t *testing.T) {
 
 func TestIssueWhileDown(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	c := newClient(t, ca)
 	token := ca.Token(t, webapp)
 	tests := []struct {
 		name       string
-		mode       clienttest.Mode
+		mode       catest.Mode
 		wantCode   rotor.ErrorCode
-		wantCause  string
 		wantRetry  time.Duration
 		wantStatus int
 	}{
-		{name: "fail/unavailable", mode: clienttest.Unavailable, wantCode: rotor.EStoreUnavailable,
-			wantCause: "store-unavailable", wantRetry: time.Second, wantStatus: 503},
-		{name: "fail/unreachable", mode: clienttest.Unreachable, wantCode: rotor.EInternal,
-			wantCause: "unreachable"},
+		{name: "fail/unavailable", mode: catest.Unavailable, wantCode: rotor.EStoreUnavailable,
+			wantRetry: time.Second, wantStatus: 503},
+		{name: "fail/unreachable", mode: catest.Unreachable, wantCode: rotor.ECAUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ca.SetMode(tt.mode)
-			defer ca.SetMode(clienttest.Up)
-			_, err := c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, clienttest.NewKey(t)), Token: token})
+			defer ca.SetMode(catest.Up)
+			_, err := c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, catest.NewKey(t)), Token: token})
 			if code := rotor.ErrorCodeOf(err); code != tt.wantCode || !code.Retryable() {
 				t.Fatalf("error %v: code %q, want retryable %q", err, code, tt.wantCode)
 			}
-			if got := client.Cause(err); got != tt.wantCause {
-				t.Errorf("cause %q, want %q", got, tt.wantCause)
+			var te *client.TransportError
+			if (tt.wantCode == rotor.ECAUnreachable) != errors.As(err, &te) {
+				t.Errorf("transport error %v in %v", te, err)
 			}
 			if got := client.RetryAfter(err); got != tt.wantRetry {
 				t.Errorf("retry after %v, want %v", got, tt.wantRetry)
@@ -175,6 +174,21 @@ func TestIssueWhileDown(t *testing.T) {
 	}
 }
 
+// TestIssueUntrusted: a CA whose serving certificate the client's roots do
+// not verify is ECAUntrusted, which retrying the same way cannot fix.
+func TestIssueUntrusted(t *testing.T) {
+	t.Parallel()
+	ca, other := catest.New(t, catest.Options{}), catest.New(t, catest.Options{})
+	c, err := client.New(client.Config{URL: ca.URL, Roots: other.Roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Issue(context.Background(), client.IssueRequest{CSR: newCSR(t, catest.NewKey(t)), Token: ca.Token(t, webapp)})
+	if code := rotor.ErrorCodeOf(err); code != rotor.ECAUntrusted || code.Retryable() {
+		t.Fatalf("error %v: code %q, want %q, not retryable", err, code, rotor.ECAUntrusted)
+	}
+}
+
 // TestResponseWithoutProblem: answers from something other than Rotor (a
 // proxy's page) are coded from their status alone.
 func TestResponseWithoutProblem(t *testing.T) {
@@ -184,7 +198,8 @@ func TestResponseWithoutProblem(t *testing.T) {
 		status   int
 		wantCode rotor.ErrorCode
 	}{
-		{name: "fail/bad-gateway", status: http.StatusBadGateway, wantCode: rotor.EInternal},
+		{name: "fail/bad-gateway", status: http.StatusBadGateway, wantCode: rotor.ECAUnreachable},
+		{name: "fail/server-error", status: http.StatusInternalServerError, wantCode: rotor.EInternal},
 		{name: "fail/too-many-requests", status: http.StatusTooManyRequests, wantCode: rotor.ERateLimited},
 		{name: "fail/forbidden", status: http.StatusForbidden, wantCode: rotor.EForbidden},
 		{name: "fail/teapot", status: http.StatusTeapot, wantCode: rotor.EInvalid},
@@ -213,7 +228,7 @@ func TestResponseWithoutProblem(t *testing.T) {
 
 func TestCertificate(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	c := newClient(t, ca)
 	issued, _ := issue(t, c, ca.Token(t, webapp))
 	tests := []struct {

@@ -16,20 +16,20 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 // pairs issues n certificates with their keys as the files the agent
 // writes.
 func pairs(t *testing.T, n int) []client.Files {
 	t.Helper()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	c := newClient(t, ca)
 	token := ca.Token(t, webapp)
 	var out []client.Files
 	for range n {
 		got, cert := issue(t, c, token)
-		key, err := client.EncodeKey(cert.PrivateKey.(crypto.Signer))
+		key, err := rotor.EncodePrivateKeyPEM(cert.PrivateKey.(crypto.Signer))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func readVisible(dir string) (matched bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	key, err := client.ParseKey(keyPEM)
+	key, err := rotor.ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
 		return false, err
 	}

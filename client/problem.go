@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,27 +35,17 @@ func (p *Problem) Error() string {
 	return s
 }
 
-// UnreachableError is the cause of the *rotor.Error returned when no answer
-// came back: connection refused, timeout, TLS failure. Its code is
-// rotor.EInternal, which is retryable; rotor has no code of its own for "the
-// CA did not answer", so metrics tell it apart with errors.As.
-type UnreachableError struct {
+// TransportError is the cause of the *rotor.Error returned when the request
+// got no answer from the CA: connection refused or reset, a timeout, a TLS
+// failure. Its code says which: rotor.ECAUntrusted when the CA's certificate
+// did not verify, else rotor.ECAUnreachable.
+type TransportError struct {
 	URL string
 	Err error
 }
 
-func (e *UnreachableError) Error() string { return fmt.Sprintf("%s: %v", e.URL, e.Err) }
-func (e *UnreachableError) Unwrap() error { return e.Err }
-
-// Cause names an error for metrics and logs: "unreachable" when the CA did
-// not answer, else the error's code.
-func Cause(err error) string {
-	var u *UnreachableError
-	if errors.As(err, &u) {
-		return "unreachable"
-	}
-	return string(rotor.ErrorCodeOf(err))
-}
+func (e *TransportError) Error() string { return fmt.Sprintf("%s: %v", e.URL, e.Err) }
+func (e *TransportError) Unwrap() error { return e.Err }
 
 // transportError wraps a failed round trip. A cancelled context stays
 // recognisable with errors.Is, so a shutdown is not counted as an outage.
@@ -64,8 +56,24 @@ func transportError(req *http.Request, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return rotor.WrapError(rotor.EInternal, err, "request to %s cancelled", req.URL.Path)
 	}
-	return rotor.WrapError(rotor.EInternal, &UnreachableError{URL: req.URL.Redacted(), Err: err},
-		"CA at %s did not answer", req.URL.Host)
+	cause := &TransportError{URL: req.URL.Redacted(), Err: err}
+	if untrusted(err) {
+		return rotor.WrapError(rotor.ECAUntrusted, cause, "the CA at %s presented a certificate the configured roots do not verify", req.URL.Host)
+	}
+	return rotor.WrapError(rotor.ECAUnreachable, cause, "CA at %s did not answer", req.URL.Host)
+}
+
+// untrusted reports whether a round trip failed because the server's
+// certificate did not verify: a wrong --ca-bundle, a CA serving another
+// chain, or something in between. Retrying cannot fix that.
+func untrusted(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // responseError turns an unwanted answer into a coded error. A problem
@@ -76,14 +84,14 @@ func responseError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	p := &Problem{RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt == "application/problem+json" {
+	if mt == rotor.MediaProblem {
 		var doc rotor.Problem
 		if err := json.Unmarshal(body, &doc); err == nil {
 			p.Problem = doc
 		}
 	}
 	p.Status = resp.StatusCode // the status line, whatever the document says
-	code := codeFromStatus(resp.StatusCode)
+	code := rotor.CodeForStatus(resp.StatusCode)
 	if strings.HasPrefix(p.Type, rotor.ProblemTypePrefix) {
 		code = rotor.CodeFromProblemType(p.Type)
 	}
@@ -92,28 +100,6 @@ func responseError(resp *http.Response) error {
 		msg = "CA answered " + resp.Status
 	}
 	return &rotor.Error{Code: code, Message: msg, Err: p}
-}
-
-// codeFromStatus is the fallback for answers without a Rotor problem type.
-func codeFromStatus(status int) rotor.ErrorCode {
-	switch status {
-	case http.StatusUnauthorized:
-		return rotor.EUnauthenticated
-	case http.StatusForbidden:
-		return rotor.EForbidden
-	case http.StatusNotFound:
-		return rotor.ENotFound
-	case http.StatusRequestEntityTooLarge:
-		return rotor.ETooLarge
-	case http.StatusUnsupportedMediaType:
-		return rotor.EUnsupportedMedia
-	case http.StatusTooManyRequests:
-		return rotor.ERateLimited
-	}
-	if status >= 500 {
-		return rotor.EInternal // retryable: gateways and overloaded servers recover
-	}
-	return rotor.EInvalid
 }
 
 // retryAfter parses Retry-After in its delay-seconds form; the HTTP-date

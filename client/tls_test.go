@@ -17,7 +17,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 var backend = rotor.Identity{Namespace: "default", ServiceAccount: "backend"}
@@ -29,10 +29,10 @@ type workload struct {
 	dir   string
 	c     *client.Client
 	token string
-	ca    *clienttest.CA
+	ca    *catest.CA
 }
 
-func newWorkload(t testing.TB, ca *clienttest.CA, id rotor.Identity) *workload {
+func newWorkload(t testing.TB, ca *catest.CA, id rotor.Identity) *workload {
 	w := &workload{t: t, dir: t.TempDir(), c: newClient(t, ca), token: ca.Token(t, id), ca: ca}
 	w.rotate()
 	return w
@@ -41,7 +41,7 @@ func newWorkload(t testing.TB, ca *clienttest.CA, id rotor.Identity) *workload {
 // rotate issues a certificate for a new key and swaps it in.
 func (w *workload) rotate() {
 	got, cert := issue(w.t, w.c, w.token)
-	key, err := client.EncodeKey(cert.PrivateKey.(crypto.Signer))
+	key, err := rotor.EncodePrivateKeyPEM(cert.PrivateKey.(crypto.Signer))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func echoPeer(src *client.TLSSource) http.Handler {
 // new handshakes use the new certificates.
 func TestTLSSourceRotation(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	srvW, cliW := newWorkload(t, ca, backend), newWorkload(t, ca, webapp)
 	srvSrc, cliSrc := srvW.source(), cliW.source()
 	url := serveTLS(t, srvSrc.ServerConfig(webapp), echoPeer(srvSrc))
@@ -170,7 +170,7 @@ func TestTLSSourceRotation(t *testing.T) {
 // the trust domain and the allow list, on both sides.
 func TestTLSSourcePeerChecks(t *testing.T) {
 	t.Parallel()
-	ca, otherCA := clienttest.New(t, clienttest.Options{}), clienttest.New(t, clienttest.Options{})
+	ca, otherCA := catest.New(t, catest.Options{}), catest.New(t, catest.Options{})
 	srvSrc := newWorkload(t, ca, backend).source()
 	cliSrc := newWorkload(t, ca, webapp).source()
 	// The stranger trusts our CA, so only the server's check of the
@@ -224,7 +224,7 @@ func TestTLSSourcePeerChecks(t *testing.T) {
 // that is not the certificate's) is ignored and the previous one served.
 func TestTLSSourceKeepsGoodFiles(t *testing.T) {
 	t.Parallel()
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	w := newWorkload(t, ca, webapp)
 	src := w.source()
 	before := src.Certificate()
@@ -232,7 +232,7 @@ func TestTLSSourceKeepsGoodFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Key, err = client.EncodeKey(clienttest.NewKey(t))
+	f.Key, err = rotor.EncodePrivateKeyPEM(catest.NewKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestTLSSourceKeepsGoodFiles(t *testing.T) {
 // BenchmarkTLSSourceCheck is the per-handshake cost of following rotations
 // when nothing changed: one readlink and an atomic load.
 func BenchmarkTLSSourceCheck(b *testing.B) {
-	ca := clienttest.New(b, clienttest.Options{})
+	ca := catest.New(b, catest.Options{})
 	src := newWorkload(b, ca, webapp).source()
 	for b.Loop() {
 		if src.Certificate() == nil {
@@ -266,7 +266,7 @@ func BenchmarkTLSSourceCheck(b *testing.B) {
 // BenchmarkTLSSourceHandshake is a full mTLS handshake (TLS 1.3, P-256) with
 // both sides on TLSSource, over loopback.
 func BenchmarkTLSSourceHandshake(b *testing.B) {
-	ca := clienttest.New(b, clienttest.Options{})
+	ca := catest.New(b, catest.Options{})
 	srv, cli := newWorkload(b, ca, backend).source(), newWorkload(b, ca, webapp).source()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.ServerConfig(webapp))
 	if err != nil {

@@ -81,9 +81,9 @@ func loadCatalog(t *testing.T) *catalog {
 }
 
 var (
-	// Go's flag.PrintDefaults: "  -name type" or, for booleans, "  -name".
-	// The type may be several words: a `quoted` name in the usage.
-	flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)( .+)?$`)
+	// The commands' help (internal/cli): "  --name type" or, for booleans,
+	// "  --name".
+	flagLine = regexp.MustCompile(`(?m)^  --([a-z0-9][a-z0-9-]*)( .+)?$`)
 	envName  = regexp.MustCompile(`ROTOR_[A-Z0-9_]+`)
 )
 

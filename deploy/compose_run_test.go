@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"net/url"
 	"os"
 	"os/exec"
@@ -237,6 +238,8 @@ func startCA(t *testing.T, b *sandbox, svc *composeService) string {
 	if i := slices.Index(argv, "--listen"); i > 0 {
 		argv[i+1] = "127.0.0.1:0"
 	}
+	// JSON, so the test reads the serving event rather than a message.
+	argv = append(argv, "--log-format", "json")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, b.root
 	stderr, err := cmd.StderrPipe()
@@ -267,8 +270,9 @@ func startCA(t *testing.T, b *sandbox, svc *composeService) string {
 				t.Fatalf("rotor-ca exited:\n%s", strings.Join(seen, "\n"))
 			}
 			seen = append(seen, line)
-			if _, addr, ok := strings.Cut(line, `msg="rotor-ca serving" addr=`); ok {
-				addr, _, _ = strings.Cut(addr, " ")
+			var event struct{ Event, Addr string }
+			if json.Unmarshal([]byte(line), &event) == nil && event.Event == rotor.EventServing {
+				addr := event.Addr
 				go func() { // keep the pipe drained
 					for range lines {
 					}

@@ -28,7 +28,7 @@ func BenchmarkSign(b *testing.B) {
 		open func(b *testing.B) rotor.Signer
 	}{
 		{"file", func(b *testing.B) rotor.Signer {
-			return must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(b.TempDir(), "k.pem")}, ECDSAP256))
+			return must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(b.TempDir(), "k.pem")}, rotor.ECDSAP256))
 		}},
 		{"pkcs11", benchPKCS11Signer},
 		{"gcpkms", func(b *testing.B) rotor.Signer {

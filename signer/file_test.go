@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/rotor-dev/rotor"
 )
 
 func pemBlock(typ string, der []byte) []byte {
@@ -74,7 +76,7 @@ func TestOpenFile(t *testing.T) {
 		{"fail/public-key", spki, 0o600, nil},
 		{"fail/certificate", pemBlock("CERTIFICATE", []byte{0x30, 0x00}), 0o600, nil},
 		{"fail/encrypted-pkcs8", pemBlock("ENCRYPTED PRIVATE KEY", []byte{0x30, 0x00}), 0o600, nil},
-		{"fail/ed25519", pkcs8(ed), 0o600, nil},
+		{"ok/pkcs8-ed25519", pkcs8(ed), 0o600, ed.Public()},
 		{"fail/ecdsa-p521", sec1(p521), 0o600, nil},
 		{"fail/rsa-1024", pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024)), 0o600, nil},
 		{"fail/sec1-in-pkcs8-block", pemBlock("PRIVATE KEY", must(x509.MarshalECPrivateKey(p256))), 0o600, nil},
@@ -112,13 +114,14 @@ func TestOpenFileMissing(t *testing.T) {
 func TestGenerateFile(t *testing.T) {
 	tests := []struct {
 		name string
-		alg  Algorithm
+		alg  rotor.KeyType
 		want string // curve name or "RSA-<bits>"
 	}{
 		{"ok/default-is-ecdsa-p256", "", "P-256"},
-		{"ok/ecdsa-p256", ECDSAP256, "P-256"},
-		{"ok/ecdsa-p384", ECDSAP384, "P-384"},
-		{"ok/rsa-2048", RSA2048, "RSA-2048"},
+		{"ok/ecdsa-p256", rotor.ECDSAP256, "P-256"},
+		{"ok/ecdsa-p384", rotor.ECDSAP384, "P-384"},
+		{"ok/rsa-2048", rotor.RSA2048, "RSA-2048"},
+		{"ok/ed25519", rotor.Ed25519, "Ed25519"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +159,7 @@ func TestGenerateFile(t *testing.T) {
 func TestGenerateFileRefuses(t *testing.T) {
 	t.Run("fail/exists", func(t *testing.T) {
 		path := writeKey(t, []byte("keep me"), 0o600)
-		_, err := Generate(context.Background(), Config{Backend: BackendFile, KeyFile: path}, ECDSAP256)
+		_, err := Generate(context.Background(), Config{Backend: BackendFile, KeyFile: path}, rotor.ECDSAP256)
 		if !errors.Is(err, fs.ErrExist) {
 			t.Fatalf("Generate over an existing file = %v, want fs.ErrExist", err)
 		}
@@ -181,6 +184,8 @@ func keyName(pub crypto.PublicKey) string {
 		return k.Curve.Params().Name
 	case *rsa.PublicKey:
 		return "RSA-" + itoa(k.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
 	}
 	return "unknown"
 }

@@ -53,7 +53,7 @@ func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
 // its caller, who knows its deadline, decide to retry.
 var noRetry = gax.WithRetry(func() gax.Retryer { return nil })
 
-func openKMS(ctx context.Context, cfg Config) (rotor.Signer, error) {
+func openKMS(ctx context.Context, cfg Config) (Key, error) {
 	c := cfg.KMS
 	var opts []option.ClientOption
 	if c.Endpoint != "" {

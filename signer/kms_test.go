@@ -98,7 +98,7 @@ func TestKMSFaults(t *testing.T) {
 				t.Fatalf("errors.Is(ErrPermanent) = %v, want %v (error: %v)", !tt.permanent, tt.permanent, got)
 			}
 			srv.SetFault(kmsfake.Fault{})
-			if err := testSignature(context.Background(), s); err != nil {
+			if err := rotor.CheckSigner(context.Background(), s); err != nil {
 				t.Fatalf("signer did not recover once the fault cleared: %v", err)
 			}
 		})
@@ -111,7 +111,7 @@ func TestKMSSignHonoursDeadline(t *testing.T) {
 	srv.SetFault(kmsfake.Fault{Delay: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err := testSignature(ctx, s)
+	err := rotor.CheckSigner(ctx, s)
 	wantCode(t, err, rotor.ESignerUnavailable)
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("gRPC code %s, want DeadlineExceeded (error: %v)", status.Code(err), err)

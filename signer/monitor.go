@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -52,9 +51,9 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 // once with ESignerUnavailable instead of piling requests onto a dead
 // backend, while a background probe makes real test signatures, verified
 // with the public key, with backoff, and turns it healthy when one passes.
-// It is safe for concurrent use and is itself a rotor.Signer.
+// It is safe for concurrent use and is itself a Key.
 type Monitored struct {
-	s   rotor.Signer
+	s   Key
 	cfg MonitorConfig
 
 	failures atomic.Int64
@@ -65,8 +64,8 @@ type Monitored struct {
 }
 
 // NewMonitored wraps s, which starts out healthy. Monitored owns s: Close
-// closes s if it is an io.Closer.
-func NewMonitored(s rotor.Signer, cfg MonitorConfig) *Monitored {
+// closes it.
+func NewMonitored(s Key, cfg MonitorConfig) *Monitored {
 	m := &Monitored{s: s, cfg: cfg.withDefaults(), stopper: newStopper()}
 	m.healthy.Store(true)
 	return m
@@ -102,14 +101,14 @@ func (m *Monitored) Sign(ctx context.Context, digest []byte, opts crypto.SignerO
 	return nil, err
 }
 
-// Check implements the readiness check: a real test signature verified
-// against Public, through Sign so that it counts towards health.
+// Check is the readiness check: rotor.CheckSigner through Sign, so that it
+// counts towards health.
 func (m *Monitored) Check(ctx context.Context) error {
 	if !m.healthy.Load() {
 		return m.unhealthyError()
 	}
-	err := testSignature(ctx, m)
-	if errors.Is(err, errBadSignature) {
+	err := rotor.CheckSigner(ctx, m)
+	if errors.Is(err, rotor.ErrBadSignature) {
 		// Sign saw a "success"; a key that signs wrongly is worse than a
 		// backend that is down, so no threshold applies.
 		m.trip(err)
@@ -149,7 +148,7 @@ func (m *Monitored) probe() {
 	wait := m.cfg.ProbeInterval
 	for attempt := 1; m.sleep(wait); attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.SignTimeout)
-		err := testSignature(ctx, m.s)
+		err := rotor.CheckSigner(ctx, m.s)
 		cancel()
 		if err == nil {
 			m.failures.Store(0)
@@ -162,14 +161,10 @@ func (m *Monitored) probe() {
 	}
 }
 
-// Close stops the probe and closes the wrapped signer if it is an
-// io.Closer.
+// Close stops the probe and closes the wrapped key.
 func (m *Monitored) Close() error {
 	if !m.stop() {
 		return nil
 	}
-	if c, ok := m.s.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
+	return m.s.Close()
 }

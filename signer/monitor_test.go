@@ -7,23 +7,21 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"io"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/signer/kmsfake"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-var _ interface {
-	rotor.Signer
-	io.Closer
-} = (*Monitored)(nil)
+var _ Key = (*Monitored)(nil)
 
 // monitoredKMS wraps a real KMS signer, whose fake server can fail on
-// demand, in a Monitored closed at the end of the test.
+// demand, in the metrics and a Monitored, as the CA does, closed at the end
+// of the test.
 func monitoredKMS(t *testing.T, cfg MonitorConfig) (*kmsfake.Server, *Monitored) {
 	t.Helper()
 	srv, kcfg, _ := startKMS(t, elliptic.P256())
@@ -31,7 +29,7 @@ func monitoredKMS(t *testing.T, cfg MonitorConfig) (*kmsfake.Server, *Monitored)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMonitored(s, cfg)
+	m := NewMonitored(NewMetrics(prometheus.NewRegistry()).Instrument(s), cfg)
 	t.Cleanup(func() { m.Close() })
 	return srv, m
 }
@@ -46,7 +44,7 @@ func TestMonitoredTurnsUnhealthyAndFailsFast(t *testing.T) {
 	// The probe waits an hour, so every call the fake sees is the test's.
 	srv, m := monitoredKMS(t, MonitorConfig{FailureThreshold: 3, ProbeInterval: time.Hour})
 	ctx := context.Background()
-	wantCode(t, Check(ctx, m), "")
+	wantCode(t, m.Check(ctx), "")
 	srv.SetFault(kmsfake.Fault{Code: codes.Unavailable})
 	for i := 1; i <= 3; i++ {
 		if !m.Healthy() {
@@ -60,7 +58,7 @@ func TestMonitoredTurnsUnhealthyAndFailsFast(t *testing.T) {
 	srv.SetFault(kmsfake.Fault{}) // the backend is back, but no probe has run yet
 	calls := srv.Calls()
 	wantCode(t, signOnce(ctx, m), rotor.ESignerUnavailable)
-	wantCode(t, Check(ctx, m), rotor.ESignerUnavailable)
+	wantCode(t, m.Check(ctx), rotor.ESignerUnavailable)
 	if got := srv.Calls(); got != calls {
 		t.Fatalf("an unhealthy signer called the backend %d times; want none", got-calls)
 	}
@@ -91,7 +89,7 @@ func TestMonitoredRecovers(t *testing.T) {
 	if !m.Healthy() {
 		t.Fatal("the probe did not mark the signer healthy after the outage ended")
 	}
-	wantCode(t, Check(ctx, m), "")
+	wantCode(t, m.Check(ctx), "")
 	selfSigned(t, m)
 }
 
@@ -127,12 +125,14 @@ func TestMonitoredCheckCatchesWrongSignatures(t *testing.T) {
 	k2 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
 	m := NewMonitored(wrongKey{rotor.LocalSigner{Key: k2}, k1.Public()}, MonitorConfig{ProbeInterval: time.Hour})
 	defer m.Close()
-	wantCode(t, Check(context.Background(), m), rotor.ESignerUnavailable)
+	wantCode(t, m.Check(context.Background()), rotor.ESignerUnavailable)
 	if m.Healthy() {
 		t.Fatal("a signer making unverifiable signatures is still healthy")
 	}
 }
 
+// TestMonitoredCloseClosesBackend: Close goes through every wrapper to the
+// backend, so nothing the CA wraps leaks its connection.
 func TestMonitoredCloseClosesBackend(t *testing.T) {
 	_, m := monitoredKMS(t, MonitorConfig{})
 	inner := m.s

@@ -50,7 +50,7 @@ type pkcs11Conn struct {
 	key crypto11.Signer
 }
 
-func openPKCS11(ctx context.Context, cfg Config) (rotor.Signer, error) {
+func openPKCS11(ctx context.Context, cfg Config) (Key, error) {
 	conn, err := withContext(ctx, func() (*pkcs11Conn, error) { return connectPKCS11(cfg.PKCS11) })
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func connectPKCS11(cfg PKCS11Config) (*pkcs11Conn, error) {
 	}
 	keys, err := c.FindKeyPairs(nil, []byte(cfg.KeyLabel))
 	if err == nil && len(keys) == 0 {
-		err = fmt.Errorf("no key pair labelled %q on token %q (create one with `rotor-ca keygen`)", cfg.KeyLabel, cfg.TokenLabel)
+		err = fmt.Errorf("no key pair labelled %q on token %q (create one with `rotor-ca init --signer pkcs11`)", cfg.KeyLabel, cfg.TokenLabel)
 	}
 	if err == nil && len(keys) > 1 {
 		err = fmt.Errorf("%d key pairs labelled %q on token %q; labels must be unique", len(keys), cfg.KeyLabel, cfg.TokenLabel)
@@ -218,7 +218,7 @@ func (s *pkcs11Signer) Close() error {
 
 // generatePKCS11 creates a sensitive, non-extractable key pair labelled
 // cfg.PKCS11.KeyLabel with a random CKA_ID, refusing if the label is taken.
-func generatePKCS11(ctx context.Context, cfg Config, alg Algorithm) (rotor.Signer, error) {
+func generatePKCS11(ctx context.Context, cfg Config, kt rotor.KeyType) (Key, error) {
 	p := cfg.PKCS11
 	_, err := withContext(ctx, func() (struct{}, error) {
 		c, err := configurePKCS11(p)
@@ -238,18 +238,18 @@ func generatePKCS11(ctx context.Context, cfg Config, alg Algorithm) (rotor.Signe
 			return struct{}{}, err
 		}
 		// crypto11 marks private keys CKA_SENSITIVE and not CKA_EXTRACTABLE.
-		switch alg {
-		case ECDSAP384:
+		switch kt {
+		case rotor.ECDSAP384:
 			_, err = c.GenerateECDSAKeyPairWithLabel(id, []byte(p.KeyLabel), elliptic.P384())
-		case RSA2048:
+		case rotor.RSA2048:
 			_, err = c.GenerateRSAKeyPairWithLabel(id, []byte(p.KeyLabel), 2048)
-		case RSA3072:
+		case rotor.RSA3072:
 			_, err = c.GenerateRSAKeyPairWithLabel(id, []byte(p.KeyLabel), 3072)
 		default:
 			_, err = c.GenerateECDSAKeyPairWithLabel(id, []byte(p.KeyLabel), elliptic.P256())
 		}
 		if err != nil {
-			return struct{}{}, fmt.Errorf("signer pkcs11: generate %s key %q: %w", alg, p.KeyLabel, err)
+			return struct{}{}, fmt.Errorf("signer pkcs11: generate %s key %q: %w", kt, p.KeyLabel, err)
 		}
 		return struct{}{}, nil
 	})

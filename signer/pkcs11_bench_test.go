@@ -14,7 +14,7 @@ import (
 func benchPKCS11Signer(b *testing.B) rotor.Signer {
 	hsm := testenv.NewSoftHSM(b)
 	cfg := Config{Backend: BackendPKCS11, PKCS11: PKCS11Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN, KeyLabel: "issuer"}}
-	s, err := Generate(context.Background(), cfg, ECDSAP256)
+	s, err := Generate(context.Background(), cfg, rotor.ECDSAP256)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestPKCS11WithoutCgo(t *testing.T) {
 	if _, err := Open(context.Background(), cfg); !errors.Is(err, errNoPKCS11) {
 		t.Fatalf("Open = %v, want errNoPKCS11", err)
 	}
-	if _, err := Generate(context.Background(), cfg, ECDSAP256); !errors.Is(err, errNoPKCS11) {
+	if _, err := Generate(context.Background(), cfg, rotor.ECDSAP256); !errors.Is(err, errNoPKCS11) {
 		t.Fatalf("Generate = %v, want errNoPKCS11", err)
 	}
 }

@@ -52,9 +52,9 @@ func TestPKCS11Recovers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := softHSMConfig(t, "issuer")
-			s := closeOnCleanup(t, must(Generate(context.Background(), cfg, ECDSAP256)))
+			s := closeOnCleanup(t, must(Generate(context.Background(), cfg, rotor.ECDSAP256)))
 			ctx := context.Background()
-			if err := testSignature(ctx, s); err != nil { // puts a session in the pool
+			if err := rotor.CheckSigner(ctx, s); err != nil { // puts a session in the pool
 				t.Fatalf("sign before: %v", err)
 			}
 			before := s.cur.Load()
@@ -62,11 +62,11 @@ func TestPKCS11Recovers(t *testing.T) {
 			if err := tt.breakIt(p, slot); err != nil {
 				t.Fatalf("break the token: %v", err)
 			}
-			wantCode(t, testSignature(ctx, s), rotor.ESignerUnavailable)
+			wantCode(t, rotor.CheckSigner(ctx, s), rotor.ESignerUnavailable)
 
 			var err error
 			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if err = testSignature(ctx, s); err == nil {
+				if err = rotor.CheckSigner(ctx, s); err == nil {
 					break
 				}
 				wantCode(t, err, rotor.ESignerUnavailable)
@@ -88,7 +88,7 @@ func TestPKCS11Recovers(t *testing.T) {
 func TestPKCS11SignHonoursDeadline(t *testing.T) {
 	cfg := softHSMConfig(t, "issuer")
 	cfg.PKCS11.MaxSessions = 2 // one for the login, one pooled
-	s := closeOnCleanup(t, must(Generate(context.Background(), cfg, ECDSAP256)))
+	s := closeOnCleanup(t, must(Generate(context.Background(), cfg, rotor.ECDSAP256)))
 	c := s.cur.Load()
 
 	var stop atomic.Bool
@@ -104,7 +104,7 @@ func TestPKCS11SignHonoursDeadline(t *testing.T) {
 	var err error
 	for range 200 { // a signature may slip in between two generations
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		err = testSignature(ctx, s)
+		err = rotor.CheckSigner(ctx, s)
 		cancel()
 		if err != nil {
 			break
@@ -116,7 +116,7 @@ func TestPKCS11SignHonoursDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error = %v, want one wrapping context.DeadlineExceeded", err)
 	}
-	if err := testSignature(context.Background(), s); err != nil {
+	if err := rotor.CheckSigner(context.Background(), s); err != nil {
 		t.Fatalf("signer broken after a timed-out signature: %v", err)
 	}
 }

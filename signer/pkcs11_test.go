@@ -36,12 +36,12 @@ func closeOnCleanup(t *testing.T, s rotor.Signer) *pkcs11Signer {
 func TestPKCS11Generate(t *testing.T) {
 	tests := []struct {
 		name string
-		alg  Algorithm
+		alg  rotor.KeyType
 		want string
 	}{
-		{"ok/ecdsa-p256", ECDSAP256, "P-256"},
-		{"ok/ecdsa-p384", ECDSAP384, "P-384"},
-		{"ok/rsa-2048", RSA2048, "RSA-2048"},
+		{"ok/ecdsa-p256", rotor.ECDSAP256, "P-256"},
+		{"ok/ecdsa-p384", rotor.ECDSAP384, "P-384"},
+		{"ok/rsa-2048", rotor.RSA2048, "RSA-2048"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +103,7 @@ func TestPKCS11OpenRefuses(t *testing.T) {
 	}
 	// Closed before the cases run: while one context is logged in, PKCS#11
 	// lets another in the same process use the token whatever its PIN.
-	closeOnCleanup(t, must(Generate(context.Background(), cfg, ECDSAP256))).Close()
+	closeOnCleanup(t, must(Generate(context.Background(), cfg, rotor.ECDSAP256))).Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := cfg
@@ -117,14 +117,14 @@ func TestPKCS11OpenRefuses(t *testing.T) {
 }
 
 func TestPKCS11ConcurrentSign(t *testing.T) {
-	s := closeOnCleanup(t, must(Generate(context.Background(), softHSMConfig(t, "issuer"), ECDSAP256)))
+	s := closeOnCleanup(t, must(Generate(context.Background(), softHSMConfig(t, "issuer"), rotor.ECDSAP256)))
 	const goroutines, each = 32, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	for range goroutines {
 		wg.Go(func() {
 			for range each {
-				if err := testSignature(context.Background(), s); err != nil {
+				if err := rotor.CheckSigner(context.Background(), s); err != nil {
 					errs <- err
 					return
 				}
@@ -140,9 +140,9 @@ func TestPKCS11ConcurrentSign(t *testing.T) {
 
 func TestPKCS11CheckCertificateMismatch(t *testing.T) {
 	cfg := softHSMConfig(t, "issuer-a")
-	a := closeOnCleanup(t, must(Generate(context.Background(), cfg, ECDSAP256)))
+	a := closeOnCleanup(t, must(Generate(context.Background(), cfg, rotor.ECDSAP256)))
 	cfg.PKCS11.KeyLabel = "issuer-b"
-	b := closeOnCleanup(t, must(Generate(context.Background(), cfg, ECDSAP256)))
+	b := closeOnCleanup(t, must(Generate(context.Background(), cfg, rotor.ECDSAP256)))
 	cert := selfSigned(t, a)
 	if err := CheckCertificate(b, cert); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("CheckCertificate(b, cert of a) = %v, want ErrKeyMismatch", err)

@@ -1,39 +1,38 @@
 // Package signer opens the issuing key wherever it lives (a PEM file, a
-// PKCS#11 token, Google Cloud KMS) as a rotor.Signer, creates new keys inside
-// those backends, and watches a signer's health.
+// PKCS#11 token, Google Cloud KMS) as a Key, creates new keys inside those
+// backends, instruments them and watches their health.
 //
-// Signers returned by Open and Generate that hold resources (a PKCS#11
-// session pool, a gRPC connection) also implement io.Closer; close them at
-// shutdown, or hand them to NewMonitored, which closes them with itself.
+// Every Key holds what its backend needs (a PKCS#11 session pool, a gRPC
+// connection, nothing for a file) and must be closed; the wrappers here
+// (Metrics.Instrument, NewMonitored) are Keys too and close what they wrap.
 package signer
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 
 	"github.com/rotor-dev/rotor"
 )
 
+// Key is an open issuing key: a rotor.Signer that holds its backend's
+// resources until Close. Close is safe to call more than once.
+type Key interface {
+	rotor.Signer
+	io.Closer
+}
+
 // Backend names, as the --signer flag spells them.
 const (
 	BackendFile   = "file"
 	BackendPKCS11 = "pkcs11"
 	BackendGCPKMS = "gcpkms"
-)
-
-// Algorithm is the kind of key Generate creates.
-type Algorithm string
-
-// Algorithms Generate knows. The zero value means ECDSAP256.
-const (
-	ECDSAP256 Algorithm = "ecdsa-p256"
-	ECDSAP384 Algorithm = "ecdsa-p384"
-	RSA2048   Algorithm = "rsa-2048"
-	RSA3072   Algorithm = "rsa-3072"
 )
 
 // Config selects and configures one backend. It holds plain values; the
@@ -125,7 +124,7 @@ func (c Config) logger() *slog.Logger {
 // checks the key can be used (file readable and private, PKCS#11 key found,
 // KMS public key fetched and checksummed) but makes no test signature; call
 // Check for that.
-func Open(ctx context.Context, cfg Config) (rotor.Signer, error) {
+func Open(ctx context.Context, cfg Config) (Key, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -139,27 +138,27 @@ func Open(ctx context.Context, cfg Config) (rotor.Signer, error) {
 	}
 }
 
-// Generate creates a new issuing key of algorithm alg ("" means ECDSAP256)
-// inside the configured backend and returns its signer. It never replaces
-// an existing key: a file that exists or a PKCS#11 key with the same label
-// is an error. Cloud KMS keys are created with gcloud, not here.
-func Generate(ctx context.Context, cfg Config, alg Algorithm) (rotor.Signer, error) {
+// Generate creates a new issuing key of type kt ("" means ECDSAP256) inside
+// the configured backend and returns it. It never replaces an existing key:
+// a file that exists or a PKCS#11 key with the same label is an error.
+// Cloud KMS keys are created with gcloud, not here. Every rotor.KeyType can
+// be a file key; PKCS#11 tokens make the ECDSA and RSA ones.
+func Generate(ctx context.Context, cfg Config, kt rotor.KeyType) (Key, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if alg == "" {
-		alg = ECDSAP256
-	}
-	switch alg {
-	case ECDSAP256, ECDSAP384, RSA2048, RSA3072:
-	default:
-		return nil, fmt.Errorf("signer: unknown key algorithm %q (want ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-3072)", alg)
+	kt, err := rotor.ParseKeyType(string(kt))
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
 	}
 	switch cfg.Backend {
 	case BackendFile:
-		return generateFile(ctx, cfg, alg)
+		return generateFile(ctx, cfg, kt)
 	case BackendPKCS11:
-		return generatePKCS11(ctx, cfg, alg)
+		if kt == rotor.Ed25519 {
+			return nil, errors.New("signer pkcs11: this backend makes ECDSA and RSA keys; an ed25519 issuing key needs --signer file")
+		}
+		return generatePKCS11(ctx, cfg, kt)
 	default:
 		return nil, errors.New("signer gcpkms: keys are not generated here; create an asymmetric-signing key " +
 			"with `gcloud kms keys create --purpose asymmetric-signing --default-algorithm ec-sign-p256-sha256` " +
@@ -183,4 +182,20 @@ func CheckCertificate(s rotor.Signer, cert *x509.Certificate) error {
 		return fmt.Errorf("check issuer certificate %q (serial %s): %w", cert.Subject, cert.SerialNumber, ErrKeyMismatch)
 	}
 	return nil
+}
+
+// checkKey refuses keys a CA should not sign with: kinds
+// rotor.SignatureHash does not know, and RSA under 2048 bits.
+func checkKey(pub crypto.PublicKey) error {
+	if k, ok := pub.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		return fmt.Errorf("RSA key of %d bits is too weak (want at least 2048)", k.N.BitLen())
+	}
+	_, err := rotor.SignatureHash(pub)
+	return err
+}
+
+// publicKeysEqual compares two public keys of any supported type.
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }

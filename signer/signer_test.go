@@ -3,9 +3,6 @@ package signer
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -65,15 +62,15 @@ func TestPKCS11ConfigHidesPIN(t *testing.T) {
 
 func TestGenerateGCPKMSUnsupported(t *testing.T) {
 	cfg := Config{Backend: BackendGCPKMS, KMS: KMSConfig{KeyVersion: "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"}}
-	if _, err := Generate(context.Background(), cfg, ECDSAP256); err == nil {
+	if _, err := Generate(context.Background(), cfg, rotor.ECDSAP256); err == nil {
 		t.Fatal("Generate succeeded for gcpkms")
 	}
 }
 
 func TestCheckCertificate(t *testing.T) {
 	dir := t.TempDir()
-	a := must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(dir, "a.key")}, ECDSAP256))
-	b := must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(dir, "b.key")}, ECDSAP256))
+	a := must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(dir, "a.key")}, rotor.ECDSAP256))
+	b := must(Generate(context.Background(), Config{Backend: BackendFile, KeyFile: filepath.Join(dir, "b.key")}, rotor.ECDSAP256))
 	certA := selfSigned(t, a)
 	tests := []struct {
 		name string
@@ -101,26 +98,4 @@ type wrongKey struct {
 
 func (w wrongKey) Public() crypto.PublicKey { return w.claimed }
 
-func TestCheck(t *testing.T) {
-	k1 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
-	k2 := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
-	k384 := must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		s    rotor.Signer
-		want rotor.ErrorCode
-	}{
-		{"ok/ecdsa-p256", context.Background(), rotor.LocalSigner{Key: k1}, ""},
-		{"ok/ecdsa-p384", context.Background(), rotor.LocalSigner{Key: k384}, ""},
-		{"fail/signs-with-another-key", context.Background(), wrongKey{rotor.LocalSigner{Key: k2}, k1.Public()}, rotor.ESignerUnavailable},
-		{"fail/cancelled", cancelled, rotor.LocalSigner{Key: k1}, rotor.ESignerUnavailable},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			wantCode(t, Check(tt.ctx, tt.s), tt.want)
-		})
-	}
-}
+func (wrongKey) Close() error { return nil }

@@ -22,7 +22,7 @@ type auditLog struct {
 func (a auditLog) RecordIssuance(ctx context.Context, iss *rotor.Issuance) error {
 	// A row the database would reject must not reach a batch, where it
 	// would fail every other caller's commit with it.
-	if !isSerial(iss.Serial) {
+	if !rotor.IsLowerHex(iss.Serial, 1, rotor.MaxSerialHex) {
 		return rotor.Errorf(rotor.EInternal, "issuance serial %q is not lowercase hex", iss.Serial)
 	}
 	c := *iss // the caller may reuse its struct once it stops waiting
@@ -40,30 +40,4 @@ func (a auditLog) RecordIssuance(ctx context.Context, iss *rotor.Issuance) error
 func (a auditLog) RecordRefusal(ctx context.Context, r *rotor.Refusal) error {
 	c := *r
 	return a.batch.Submit(ctx, record{ref: &c})
-}
-
-// isSerial reports whether s is a non-empty lowercase hex string, the form
-// the schema requires.
-func isSerial(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// split separates a batch by table, keeping submission order within each.
-func split(recs []record) (iss []*rotor.Issuance, refs []*rotor.Refusal) {
-	for _, r := range recs {
-		if r.iss != nil {
-			iss = append(iss, r.iss)
-		} else {
-			refs = append(refs, r.ref)
-		}
-	}
-	return iss, refs
 }

@@ -29,7 +29,7 @@ type backend struct {
 }
 
 // open returns a store on a fresh, migrated database and its URL.
-func (b backend) open(t testing.TB, opts store.Options) (rotor.Store, string) {
+func (b backend) open(t testing.TB, opts store.Options) (*store.Store, string) {
 	t.Helper()
 	url := b.fresh(t)
 	opts.Migrate = true

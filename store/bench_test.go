@@ -64,7 +64,7 @@ func BenchmarkRootStatus(b *testing.B) {
 			rootA, rootB := newRoot(b, "root A"), newRoot(b, "root B")
 			old, both := newBundle(b, rootA), newBundle(b, rootA, rootB)
 			for _, bundle := range []*rotor.Bundle{old, both} {
-				if err := s.(store.BundleRecorder).RecordBundle(b.Context(), bundle, time.Now()); err != nil {
+				if err := s.RecordBundle(b.Context(), bundle, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -89,10 +89,10 @@ func BenchmarkRootStatus(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			fp := store.RootFingerprint(rootB.Raw)
+			fp := rotor.Fingerprint(rootB.Raw)
 			b.ResetTimer()
 			for b.Loop() {
-				st, err := s.(store.RootReporter).RootStatus(b.Context(), fp)
+				st, err := s.RootStatus(b.Context(), fp)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -23,22 +23,26 @@ import (
 // the whole run; on SQLite this package holds an flock on the database's
 // directory, since golang-migrate's SQLite lock only covers one process.
 func Migrate(ctx context.Context, rawURL string) error {
-	scheme, rest, _ := strings.Cut(rawURL, "://")
-	switch scheme {
-	case "postgres", "postgresql":
-		// golang-migrate picks its driver by scheme; pgx5 is pgx v5.
-		return migrateURL(ctx, migrations.Postgres(), "pgx5://"+rest)
-	case "sqlite":
-		path, err := sqlitePath(rawURL)
-		if err != nil {
-			return err
-		}
-		return migrateSQLite(ctx, path)
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		return err
 	}
-	return errScheme(rawURL)
+	if err := u.makeDir(); err != nil {
+		return err
+	}
+	return migrateURL(ctx, u)
 }
 
-func migrateURL(ctx context.Context, fsys fs.FS, dbURL string) error {
+func migrateURL(ctx context.Context, u URL) error {
+	if u.Backend == "sqlite" {
+		return migrateSQLite(ctx, u.Path)
+	}
+	// golang-migrate picks its driver by scheme; pgx5 is pgx v5.
+	_, rest, _ := strings.Cut(u.Raw, "://")
+	return migratePostgres(ctx, migrations.Postgres(), "pgx5://"+rest)
+}
+
+func migratePostgres(ctx context.Context, fsys fs.FS, dbURL string) error {
 	src, err := iofs.New(fsys, ".")
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)

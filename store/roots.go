@@ -1,35 +1,12 @@
 package store
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/rotor-dev/rotor"
 )
-
-// BundleRecorder remembers which roots a trust bundle holds, so that the
-// bundle fingerprints agents report with their issuances can be matched to
-// roots. The CA records every bundle it serves, at start and on reload.
-//
-// RecordBundle is safe for concurrent use and idempotent: recording a bundle
-// again keeps its first time. It returns EStoreUnavailable when the store
-// cannot commit.
-type BundleRecorder interface {
-	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error
-}
-
-// RootReporter says how far a root has reached the fleet: the signal that a
-// root rotation may switch its issuer.
-//
-// RootStatus takes the root's SHA-256 fingerprint (64 lowercase hex digits,
-// see RootFingerprint); anything else is EInvalid. It is safe for concurrent
-// use and returns EStoreUnavailable when the store cannot answer. "Live"
-// means not expired by the database's clock.
-type RootReporter interface {
-	RootStatus(ctx context.Context, root string) (*RootStatus, error)
-}
 
 // RootStatus is how many live identities and certificates were issued to
 // holders of a bundle containing one root.
@@ -77,25 +54,63 @@ func (s *RootStatus) Missing() []IdentityRoot {
 	return m
 }
 
+// WriteReport writes s as key=value lines an operator reads and a script
+// can grep (`rotor-ca roots status`): subject names the root if known, and
+// at most show identities missing it are listed.
+func (s *RootStatus) WriteReport(w io.Writer, subject string, show int) error {
+	served := "no (add it to --trust-bundle first: nothing can hold it yet)"
+	if s.Served {
+		served = "yes"
+	}
+	p := &errWriter{w: w}
+	p.printf("root=%s", s.Root)
+	if subject != "" {
+		p.printf(" subject=%q", subject)
+	}
+	p.printf("\nserved=%s\n", served)
+	missing := s.Missing()
+	p.printf("live_identities=%d holding_new_root=%d missing=%d\n", len(s.Identities), s.Holding(), len(missing))
+	p.printf("live_certificates=%d without_root=%d", s.LiveCertificates, s.WithoutRoot)
+	if !s.WithoutRootUntil.IsZero() {
+		p.printf(" last_without_root_expires=%s", s.WithoutRootUntil.UTC().Format(time.RFC3339))
+	}
+	p.printf("\n")
+	for i, id := range missing {
+		if i == show {
+			p.printf("... and %d more\n", len(missing)-show)
+			break
+		}
+		bundle := id.BundleFingerprint
+		if bundle == "" {
+			bundle = "none-reported"
+		}
+		p.printf("missing %s serial=%s issued_at=%s bundle=%s\n", id.Identity, id.Serial,
+			id.IssuedAt.UTC().Format(time.RFC3339), bundle)
+	}
+	ready := "no"
+	if s.Complete() {
+		ready = "yes"
+	}
+	p.printf("ready=%s\n", ready)
+	return p.err
+}
+
+// errWriter keeps the first write error, so a run of prints checks once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
 // Complete reports whether the CA serves the root and every live
 // certificate went to a holder of it, so a certificate chained to it will
 // be trusted by every peer.
 func (s *RootStatus) Complete() bool { return s.Served && s.WithoutRoot == 0 }
-
-// RootFingerprint is the SHA-256 of a root certificate's DER, lowercase hex:
-// the form bundle_roots and RootStatus use.
-func RootFingerprint(raw []byte) string {
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
-}
-
-// checkFingerprint refuses anything but 64 lowercase hex digits.
-func checkFingerprint(fp string) error {
-	if len(fp) != 64 || !isSerial(fp) {
-		return rotor.Errorf(rotor.EInvalid, "root fingerprint must be 64 lowercase hex digits (SHA-256)")
-	}
-	return nil
-}
 
 // bundleRow is one row of bundle_roots.
 type bundleRow struct {
@@ -106,7 +121,7 @@ type bundleRow struct {
 func bundleRows(b *rotor.Bundle) []bundleRow {
 	rows := make([]bundleRow, 0, len(b.Roots))
 	for _, r := range b.Roots {
-		rows = append(rows, bundleRow{bundle: b.Fingerprint, root: RootFingerprint(r.Raw),
+		rows = append(rows, bundleRow{bundle: b.Fingerprint, root: rotor.Fingerprint(r.Raw),
 			subject: r.Subject.String(), notAfter: r.NotAfter})
 	}
 	return rows

@@ -10,11 +10,8 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// RecordBundle implements BundleRecorder in one round trip.
+// RecordBundle implements Store.RecordBundle in one round trip.
 func (s *pgStore) RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error {
-	if err := checkFingerprint(b.Fingerprint); err != nil {
-		return err
-	}
 	batch := &pgx.Batch{}
 	for _, r := range bundleRows(b) {
 		batch.Queue(insertBundleRootSQL, r.bundle, r.root, r.subject, utc(r.notAfter), utc(at))
@@ -25,12 +22,9 @@ func (s *pgStore) RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Tim
 	return nil
 }
 
-// RootStatus implements RootReporter. Both queries run in one read-only
+// RootStatus implements Store.RootStatus. Both queries run in one read-only
 // snapshot, so the identities and the counts describe the same moment.
 func (s *pgStore) RootStatus(ctx context.Context, root string) (*RootStatus, error) {
-	if err := checkFingerprint(root); err != nil {
-		return nil, err
-	}
 	st := &RootStatus{Root: root}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
 		func(tx pgx.Tx) error {

@@ -1,9 +1,6 @@
 package store_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -12,22 +9,15 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/testpki"
 	"github.com/rotor-dev/rotor/store"
 )
 
 // newRoot makes a self-signed root CA certificate with a fresh key.
 func newRoot(t testing.TB, name string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := rotor.CreateCACertificate(t.Context(), rotor.CAParams{Name: name, Lifetime: 24 * time.Hour,
-		PathLen: 1, Now: time.Now()}, key.Public(), nil, rotor.LocalSigner{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	root, _ := testpki.Root(t, name, rotor.ECDSAP256, 24*time.Hour, time.Now())
+	return root
 }
 
 func newBundle(t testing.TB, roots ...*x509.Certificate) *rotor.Bundle {
@@ -46,9 +36,9 @@ func testRoots(t *testing.T, b backend) {
 	s, url := b.open(t, store.Options{})
 	rootA, rootB, rootC := newRoot(t, "root A"), newRoot(t, "root B"), newRoot(t, "root C")
 	bundleA, bundleAB := newBundle(t, rootA), newBundle(t, rootA, rootB)
-	fpA, fpB, fpC := store.RootFingerprint(rootA.Raw), store.RootFingerprint(rootB.Raw), store.RootFingerprint(rootC.Raw)
+	fpA, fpB, fpC := rotor.Fingerprint(rootA.Raw), rotor.Fingerprint(rootB.Raw), rotor.Fingerprint(rootC.Raw)
 	for _, bundle := range []*rotor.Bundle{bundleAB, bundleA, bundleAB} { // again: idempotent
-		if err := s.(store.BundleRecorder).RecordBundle(t.Context(), bundle, time.Now()); err != nil {
+		if err := s.RecordBundle(t.Context(), bundle, time.Now()); err != nil {
 			t.Fatalf("RecordBundle: %v", err)
 		}
 	}
@@ -101,7 +91,7 @@ func testRoots(t *testing.T, b backend) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := s.(store.RootReporter).RootStatus(t.Context(), tt.root)
+			st, err := s.RootStatus(t.Context(), tt.root)
 			if code := rotor.ErrorCodeOf(err); code != tt.code {
 				t.Fatalf("RootStatus: %v, want code %q", err, tt.code)
 			}
@@ -148,7 +138,7 @@ func testRootComplete(t *testing.T, b backend) {
 	s, _ := b.open(t, store.Options{})
 	rootA, rootB := newRoot(t, "root A"), newRoot(t, "root B")
 	bundle := newBundle(t, rootA, rootB)
-	if err := s.(store.BundleRecorder).RecordBundle(t.Context(), bundle, time.Now()); err != nil {
+	if err := s.RecordBundle(t.Context(), bundle, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, sa := range []string{"api", "web"} {
@@ -158,7 +148,7 @@ func testRootComplete(t *testing.T, b backend) {
 			t.Fatal(err)
 		}
 	}
-	st, err := s.(store.RootReporter).RootStatus(t.Context(), store.RootFingerprint(rootB.Raw))
+	st, err := s.RootStatus(t.Context(), rotor.Fingerprint(rootB.Raw))
 	if err != nil {
 		t.Fatal(err)
 	}

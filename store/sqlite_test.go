@@ -69,7 +69,8 @@ func TestOpenURL(t *testing.T) {
 		{"ok/sqlite-absolute", "sqlite://" + filepath.Join(dir, "abs.db"), filepath.Join(dir, "abs.db"), ""},
 		{"fail/sqlite-no-path", "sqlite://", "", rotor.EInternal},
 		{"fail/sqlite-query", "sqlite://data/q.db?mode=ro", "", rotor.EInternal},
-		{"fail/sqlite-missing-dir", "sqlite://nodir/rotor.db", "", rotor.EStoreUnavailable},
+		{"ok/sqlite-creates-its-dir", "sqlite://newdir/sub/rotor.db", filepath.Join(dir, "newdir", "sub", "rotor.db"), ""},
+		{"fail/sqlite-dir-is-a-file", "sqlite://data/rotor.db/x.db", "", rotor.EInternal},
 		{"fail/unknown-scheme", "mysql://root@127.0.0.1/rotor", "", rotor.EInternal},
 		{"fail/no-scheme", "rotor.db", "", rotor.EInternal},
 	}
@@ -88,6 +89,11 @@ func TestOpenURL(t *testing.T) {
 			defer s.Close()
 			if _, err := os.Stat(tt.file); err != nil {
 				t.Fatalf("Open(%q) did not create %s: %v", tt.url, tt.file, err)
+			}
+			if strings.Contains(tt.name, "creates") {
+				if fi, err := os.Stat(filepath.Dir(tt.file)); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Errorf("created directory of %s: %v, mode %v; want 0700", tt.file, err, fi.Mode())
+				}
 			}
 		})
 	}

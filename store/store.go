@@ -1,6 +1,6 @@
 // Package store keeps Rotor's audit log and static tokens in PostgreSQL or
-// SQLite: one rotor.Store behind one constructor, Open, that picks the
-// backend from the URL scheme.
+// SQLite: one Store behind one constructor, Open, that picks the backend
+// from the URL scheme.
 //
 // Writes of audit records go through group commit (see batcher): concurrent
 // RecordIssuance and RecordRefusal calls share one transaction, so the
@@ -13,10 +13,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor"
 )
 
@@ -24,6 +27,9 @@ import (
 type Options struct {
 	// Logger receives commit failures; nil means slog.Default().
 	Logger *slog.Logger
+	// Registerer, if set, receives the store's metrics: the duration and
+	// failures of each call by operation.
+	Registerer prometheus.Registerer
 	// Migrate applies the schema migrations before the store opens.
 	Migrate bool
 	// MaxConns caps the PostgreSQL pool. Zero means max(16, 4*GOMAXPROCS):
@@ -69,63 +75,171 @@ func (o Options) batchConfig(writers int) batchConfig {
 	return batchConfig{writers: writers, maxBatch: o.MaxBatch, timeout: o.CommitTimeout, log: o.Logger}
 }
 
-// Open connects to the store named by rawURL:
+// Store is the audit store: one PostgreSQL or SQLite database, opened by
+// Open. It implements rotor.Store, records the bundles the CA serves and
+// reports how far a root has reached (RecordBundle, RootStatus). It is safe
+// for concurrent use; Close it to flush pending records.
+type Store struct {
+	b       backend
+	metrics *metrics // nil: not instrumented
+}
+
+// backend is what each database implements; Store adds what both share.
+type backend interface {
+	rotor.AuditLog
+	rotor.IssuanceFinder
+	rotor.TokenStore
+	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error
+	RootStatus(ctx context.Context, root string) (*RootStatus, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// URL is a parsed store URL.
+type URL struct {
+	// Backend is "postgres" or "sqlite".
+	Backend string
+	// Raw is the URL as given; Path is a SQLite database's file path.
+	Raw, Path string
+}
+
+// ParseURL checks a store URL:
 //
 //	postgres://user@host:5432/db?sslmode=verify-full   (or postgresql://)
 //	sqlite://./rotor-data/rotor.db                     (relative path)
 //	sqlite:///var/lib/rotor/rotor.db                   (absolute path)
 //
-// With opts.Migrate it first applies the schema migrations. The returned
-// store is safe for concurrent use; Close it to flush pending records.
-func Open(ctx context.Context, rawURL string, opts Options) (rotor.Store, error) {
-	opts = opts.withDefaults()
-	if opts.Migrate {
-		if err := Migrate(ctx, rawURL); err != nil {
-			return nil, err
+// A SQLite URL is not parsed as a URL: in sqlite://./data/rotor.db the "."
+// is part of a path, not a host.
+func ParseURL(raw string) (URL, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	switch {
+	case ok && (scheme == "postgres" || scheme == "postgresql"):
+		return URL{Backend: "postgres", Raw: raw}, nil
+	case ok && scheme == "sqlite":
+		if rest == "" || strings.ContainsAny(rest, "?#") {
+			return URL{}, fmt.Errorf("store URL %q: want sqlite://PATH with a file path and no query", raw)
 		}
+		return URL{Backend: "sqlite", Raw: raw, Path: rest}, nil
 	}
-	// Each case returns its own concrete type, never a typed nil inside the
-	// interface: callers may compare the store with nil.
-	scheme, _, _ := strings.Cut(rawURL, "://")
-	switch scheme {
-	case "postgres", "postgresql":
-		s, err := openPostgres(ctx, rawURL, opts)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	case "sqlite":
-		path, err := sqlitePath(rawURL)
-		if err != nil {
-			return nil, err
-		}
-		s, err := openSQLite(ctx, path, opts)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	return nil, errScheme(rawURL)
-}
-
-func errScheme(rawURL string) error {
-	scheme, _, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		scheme = "(none)"
 	}
-	return fmt.Errorf("store URL scheme %q is not supported: use postgres://, postgresql:// or sqlite://PATH", scheme)
+	return URL{}, fmt.Errorf("store URL scheme %q is not supported: use postgres://, postgresql:// or sqlite://PATH", scheme)
 }
 
-// sqlitePath extracts the file path from sqlite://PATH. The URL is not
-// parsed as a URL: in sqlite://./data/rotor.db the "." is part of a path,
-// not a host.
-func sqlitePath(rawURL string) (string, error) {
-	path := strings.TrimPrefix(rawURL, "sqlite://")
-	if path == "" || strings.ContainsAny(path, "?#") {
-		return "", fmt.Errorf("store URL %q: want sqlite://PATH with a file path and no query", rawURL)
+// makeDir creates a SQLite database's directory, mode 0700, if it is
+// missing, so the first command run against a fresh data directory works.
+func (u URL) makeDir() error {
+	if u.Backend != "sqlite" {
+		return nil
 	}
-	return path, nil
+	if err := os.MkdirAll(filepath.Dir(u.Path), 0o700); err != nil {
+		return fmt.Errorf("create store directory: %w", err)
+	}
+	return nil
 }
+
+// Open connects to the store named by rawURL (see ParseURL), creating a
+// SQLite database's directory if it is missing. With opts.Migrate it first
+// applies the schema migrations.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if err := u.makeDir(); err != nil {
+		return nil, err
+	}
+	if opts.Migrate {
+		if err := migrateURL(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{}
+	if opts.Registerer != nil {
+		s.metrics = newMetrics(opts.Registerer)
+	}
+	if u.Backend == "postgres" {
+		s.b, err = openPostgres(ctx, u.Raw, opts)
+	} else {
+		s.b, err = openSQLite(ctx, u.Path, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// RecordIssuance implements rotor.AuditLog.
+func (s *Store) RecordIssuance(ctx context.Context, iss *rotor.Issuance) error {
+	return s.metrics.time("record_issuance", func() error { return s.b.RecordIssuance(ctx, iss) })
+}
+
+// RecordRefusal implements rotor.AuditLog.
+func (s *Store) RecordRefusal(ctx context.Context, r *rotor.Refusal) error {
+	return s.metrics.time("record_refusal", func() error { return s.b.RecordRefusal(ctx, r) })
+}
+
+// Issuance implements rotor.IssuanceFinder.
+func (s *Store) Issuance(ctx context.Context, serial string) (iss *rotor.Issuance, err error) {
+	err = s.metrics.time("issuance", func() error {
+		iss, err = s.b.Issuance(ctx, serial)
+		return err
+	})
+	return iss, err
+}
+
+// CreateToken implements rotor.TokenStore. A hash already stored is
+// EInvalid.
+func (s *Store) CreateToken(ctx context.Context, t rotor.StaticToken) error {
+	return s.metrics.time("create_token", func() error { return s.b.CreateToken(ctx, t) })
+}
+
+// LookupToken implements rotor.TokenStore.
+func (s *Store) LookupToken(ctx context.Context, hash []byte) (t rotor.StaticToken, err error) {
+	err = s.metrics.time("lookup_token", func() error {
+		t, err = s.b.LookupToken(ctx, hash)
+		return err
+	})
+	return t, err
+}
+
+// RecordBundle remembers which roots a trust bundle holds, so that the
+// bundle fingerprints agents report with their issuances can be matched to
+// roots; the CA records every bundle it serves. It is idempotent: recording
+// a bundle again keeps its first time. It returns EStoreUnavailable when the
+// store cannot commit.
+func (s *Store) RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error {
+	if err := checkFingerprint(b.Fingerprint); err != nil {
+		return err
+	}
+	return s.metrics.time("record_bundle", func() error { return s.b.RecordBundle(ctx, b, at) })
+}
+
+// RootStatus says how far a root has reached the fleet: the signal that a
+// root rotation may switch its issuer. It takes the root's fingerprint
+// (rotor.Fingerprint); anything else is EInvalid. "Live" means not expired
+// by the database's clock. It returns EStoreUnavailable when the store
+// cannot answer.
+func (s *Store) RootStatus(ctx context.Context, root string) (st *RootStatus, err error) {
+	if err := checkFingerprint(root); err != nil {
+		return nil, err
+	}
+	err = s.metrics.time("root_status", func() error {
+		st, err = s.b.RootStatus(ctx, root)
+		return err
+	})
+	return st, err
+}
+
+// Ping returns nil when the store can serve reads and writes with a schema
+// this binary can use.
+func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
+
+// Close commits the records already submitted, then closes the database.
+func (s *Store) Close() error { return s.b.Close() }
 
 // notFound is the error for an absent row.
 func notFound(what string) error {
@@ -139,6 +253,14 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 // normalSerial lowercases a serial for lookup: the schema stores lowercase
 // hex, and people paste serials from tools that print uppercase.
 func normalSerial(s string) string { return strings.ToLower(s) }
+
+// checkFingerprint refuses anything but 64 lowercase hex digits.
+func checkFingerprint(fp string) error {
+	if !rotor.IsLowerHex(fp, 64, 64) {
+		return rotor.Errorf(rotor.EInvalid, "fingerprint must be 64 lowercase hex digits (SHA-256)")
+	}
+	return nil
+}
 
 // checkToken rejects a token record the schema would refuse.
 func checkToken(t rotor.StaticToken) error {

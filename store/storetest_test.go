@@ -319,10 +319,10 @@ func testClosed(t *testing.T, b backend) {
 		},
 		"Ping": func() error { return s.Ping(t.Context()) },
 		"RecordBundle": func() error {
-			return s.(store.BundleRecorder).RecordBundle(t.Context(), newBundle(t, newRoot(t, "root")), time.Now())
+			return s.RecordBundle(t.Context(), newBundle(t, newRoot(t, "root")), time.Now())
 		},
 		"RootStatus": func() error {
-			_, err := s.(store.RootReporter).RootStatus(t.Context(), strings.Repeat("a", 64))
+			_, err := s.RootStatus(t.Context(), strings.Repeat("a", 64))
 			return err
 		},
 	} {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	agentpkg "github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/e2etest"
 )
@@ -34,28 +35,21 @@ func TestEndToEnd(t *testing.T) {
 	caBin, agentBin := e2etest.Build(t, bin, "./cmd/rotor-ca"), e2etest.Build(t, bin, "./cmd/rotor-agent")
 	work := t.TempDir()
 	data, out := filepath.Join(work, "ca"), filepath.Join(work, "out")
-	caAddr, agentAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
-	caURL := "https://" + caAddr
-	caArgs := []string{"serve", "--data-dir", data, "--listen", caAddr, "--cert-ttl", certTTL.String()}
-	ca := e2etest.Start(t, filepath.Join(work, "ca.log"), caBin, caArgs...)
-	var (
-		roots *x509.CertPool
-		root  *x509.Certificate
-	)
-	e2etest.WaitFor(t, "rotor-ca to serve", 30*time.Second, func() bool {
-		pemBytes, err := os.ReadFile(filepath.Join(data, "root.crt"))
-		if err != nil {
-			return false
-		}
-		certs, err := rotor.ParseCertificates(pemBytes)
-		if err != nil {
-			return false
-		}
-		root, roots = certs[0], x509.NewCertPool()
-		roots.AddCert(root)
-		code, _ := e2etest.HTTPGet(caURL+"/healthz", roots)
-		return code == http.StatusOK
-	})
+	caArgs := []string{"serve", "--data-dir", data, "--log-format", "json", "--cert-ttl", certTTL.String()}
+	ca := e2etest.Start(t, filepath.Join(work, "ca.log"), caBin, append(caArgs, "--listen", "127.0.0.1:0")...)
+	caURL := ca.WaitEvent(t, rotor.EventServing, 30*time.Second)["addr"].(string)
+	// The CA comes back after the outage where the agent knows it.
+	caArgs = append(caArgs, "--listen", strings.TrimPrefix(caURL, "https://"))
+	pemBytes, err := os.ReadFile(filepath.Join(data, "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := rotor.ParseCertificates(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, roots := certs[0], x509.NewCertPool()
+	roots.AddCert(root)
 	token, err := exec.Command(caBin, "token", "create", "--data-dir", data,
 		"--namespace", "default", "--service-account", "webapp").Output()
 	if err != nil {
@@ -74,8 +68,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	agent := e2etest.Start(t, agentLog, agentBin, "--ca-url", caURL, "--ca-bundle", filepath.Join(data, "root.crt"),
-		"--token-file", tokenFile, "--out-dir", out, "--listen", agentAddr,
+		"--token-file", tokenFile, "--out-dir", out, "--listen", "127.0.0.1:0", "--log-format", "json",
 		"--exec", `echo "$ROTOR_CERT_SERIAL" >> `+hooks)
+	agentAddr := agent.WaitEvent(t, agentpkg.EventListening, 30*time.Second)["listen"].(string)
 	ctx, cancel := context.WithCancel(context.Background())
 	pairErr := watchPairs(ctx, out)
 	defer func() {
@@ -112,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("agent healthz with an expired certificate = %d, want 503", code)
 	}
 	_, agentMetrics := e2etest.HTTPGet("http://"+agentAddr+"/metrics", nil)
-	if n := e2etest.Sample(agentMetrics, `rotor_agent_failures_total{cause="unreachable"}`); n < 1 {
+	if n := e2etest.Sample(agentMetrics, `rotor_agent_failures_total{cause="ca-unreachable"}`); n < 1 {
 		t.Errorf("no unreachable failures counted during the outage:\n%s", agentMetrics)
 	}
 	outage := time.Since(downSince)
@@ -139,7 +134,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// One hook run per certificate, each a distinct serial the CA knows.
 	got := serials()
-	logged := strings.Count(e2etest.ReadFile(t, agentLog), "Certificate will expire in ")
+	logged := len(e2etest.Events(t, agentLog, agentpkg.EventWritten))
 	if len(got) != issued || logged != issued {
 		t.Errorf("CA issued %d certificates; the hook ran %d times and the agent logged %d", issued, len(got), logged)
 	}
@@ -162,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 	// Phase 4: --once with a pinned first contact issues, then reuses.
 	onceOut, onceHooks := filepath.Join(work, "once"), filepath.Join(work, "once-hook.log")
 	for run := range 2 {
-		cmd := exec.Command(agentBin, "--once", "--ca-url", caURL, "--ca-fingerprint", client.Fingerprint(root),
+		cmd := exec.Command(agentBin, "--once", "--ca-url", caURL, "--ca-fingerprint", rotor.Fingerprint(root.Raw),
 			"--token-file", tokenFile, "--out-dir", onceOut, "--ttl", "1h",
 			"--exec", `echo "$ROTOR_CERT_SERIAL" >> `+onceHooks)
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -173,7 +168,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--once left no valid pair: %v", err)
 	}
-	if life := leaf.NotAfter.Sub(time.Now()); life < 50*time.Minute || life > time.Hour {
+	if life := time.Until(leaf.NotAfter); life < 50*time.Minute || life > time.Hour {
 		t.Errorf("--once certificate valid for %v, asked for 1h", life)
 	}
 	if runs := strings.Fields(e2etest.ReadFile(t, onceHooks)); len(runs) != 1 || runs[0] != leaf.SerialNumber.Text(16) {

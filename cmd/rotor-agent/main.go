@@ -15,12 +15,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/internal/flagenv"
+	"github.com/rotor-dev/rotor/internal/cli"
 )
 
 const usageHead = `Usage: rotor-agent --ca-url URL (--ca-bundle FILE | --ca-fingerprint SHA256)
@@ -39,19 +42,23 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
 }
 
+// envPrefix starts every setting's environment variable.
+const envPrefix = "ROTOR_"
+
 // options are the flags that are not agent.Config fields as they are.
 type options struct {
-	keyType, signal, listen, logLevel string
+	keyType, signal, listen string
+	logging                 cli.LogFlags
 }
 
-func register(fs *flag.FlagSet, c *agent.Config, o *options) {
+func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.StringVar(&c.CAURL, "ca-url", "", "the CA's base URL, e.g. https://rotor-ca:8443")
 	fs.StringVar(&c.CABundleFile, "ca-bundle", "", "PEM file with the root(s) that verify the CA (e.g. the CA's root.crt)")
 	fs.StringVar(&c.CAFingerprint, "ca-fingerprint", "", "SHA-256 of the CA's root, hex: pins first contact, then the fetched bundle is kept in --out-dir")
 	fs.StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token, re-read before every request (projected service-account tokens rotate)")
 	fs.StringVar(&c.Token, "token", "", "the bearer token itself (visible in ps: prefer ROTOR_TOKEN or --token-file)")
 	fs.StringVar(&c.OutDir, "out-dir", "", "directory for cert.pem, key.pem and bundle.pem")
-	fs.StringVar(&o.keyType, "key-type", string(client.ECDSAP256), "private key type: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048 or rsa-3072")
+	fs.StringVar(&o.keyType, "key-type", string(rotor.ECDSAP256), "private key type: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048 or rsa-3072")
 	fs.DurationVar(&c.TTL, "ttl", 0, "lifetime to ask for, at most the CA's maximum (default: the CA's default)")
 	c.RenewBefore = agent.DefaultRenewBefore
 	fs.Var(&c.RenewBefore, "renew-before", "renew this long before expiry: a duration (1h) or a share of the lifetime (33%); the CA's renew_after wins if earlier, and up to 10% jitter moves it earlier still")
@@ -62,13 +69,12 @@ func register(fs *flag.FlagSet, c *agent.Config, o *options) {
 	fs.StringVar(&c.PIDFile, "pid-file", "", "file holding the process ID --signal goes to")
 	fs.BoolVar(&c.Once, "once", false, "make sure a valid certificate is on disk, then exit (init containers, cron)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
-	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253 (default: off)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
+	o.logging.Register(fs)
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rotor-agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("rotor-agent", envPrefix, stderr)
 	var (
 		cfg agent.Config
 		opt options
@@ -78,17 +84,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
 	}
-	if err := flagenv.Parse(fs, "ROTOR_", args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(stderr, "rotor-agent:", err)
 		return 2
 	}
-	log, err := newLogger(stderr, opt.logLevel)
+	log, err := opt.logging.Logger(stderr)
 	if err == nil {
 		err = opt.apply(&cfg)
 	}
+	// A reload command has no business with the CA credential.
+	cfg.ExecEnv = environWithout(os.Environ(), fs.EnvName("token"))
 	var a *agent.Agent
 	if err == nil {
 		cfg.Logger = log
@@ -119,7 +127,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func (o options) apply(c *agent.Config) error {
-	kt, err := client.ParseKeyType(o.keyType)
+	kt, err := rotor.ParseKeyType(o.keyType)
 	if err != nil {
 		return fmt.Errorf("--key-type: %w", err)
 	}
@@ -132,12 +140,16 @@ func (o options) apply(c *agent.Config) error {
 	return nil
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// environWithout is environ without the variables named.
+func environWithout(environ []string, names ...string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			out = append(out, kv)
+		}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return out
 }
 
 // serve starts the health and metrics server and returns its shutdown.
@@ -152,7 +164,7 @@ func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 			log.Error("Health and metrics server stopped", "error", err)
 		}
 	}()
-	log.Info("Serving /healthz and /metrics", "listen", ln.Addr().String())
+	log.Info("Serving /healthz and /metrics", rotor.LogEvent, agent.EventListening, "listen", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -25,30 +25,27 @@ type caRun struct {
 	Roots *x509.CertPool // verifies the CA's serving certificate
 }
 
-// serveCA starts "rotor-ca serve args..." on a free port and waits until
-// /healthz answers over TLS verified with the roots in rootFile.
+// serveCA starts "rotor-ca serve args..." on a port of its choosing, learns
+// the address from its serving event, and trusts the roots in rootFile,
+// which exists once it serves (the development PKI makes it at start). It
+// is the one way these tests start the CA.
 func serveCA(t *testing.T, env []string, rootFile string, args ...string) *caRun {
 	t.Helper()
-	addr := e2etest.FreeAddr(t)
-	args = append([]string{"serve", "--listen", addr, "--log-format", "json"}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
 	logFile := filepath.Join(t.TempDir(), "ca.log")
-	c := &caRun{Proc: e2etest.StartEnv(t, env, logFile, rotorCA, args...), URL: "https://" + addr,
-		Roots: x509.NewCertPool()}
+	c := &caRun{Proc: e2etest.StartEnv(t, env, logFile, rotorCA, args...), Roots: x509.NewCertPool()}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("rotor-ca log:\n%s", e2etest.ReadFile(t, logFile))
 		}
 	})
+	c.URL, _ = c.WaitEvent(t, rotor.EventServing, 30*time.Second)["addr"].(string)
 	for _, r := range readCerts(t, rootFile) {
 		c.Roots.AddCert(r)
 	}
-	e2etest.WaitFor(t, "rotor-ca to serve", 30*time.Second, func() bool {
-		if c.Cmd.ProcessState != nil {
-			t.Fatalf("rotor-ca exited:\n%s", e2etest.ReadFile(t, logFile))
-		}
-		code, _ := e2etest.HTTPGet(c.URL+"/healthz", c.Roots)
-		return code == http.StatusOK
-	})
+	if code, _ := e2etest.HTTPGet(c.URL+"/healthz", c.Roots); code != http.StatusOK {
+		t.Fatalf("rotor-ca at %s serves, but /healthz answers %d", c.URL, code)
+	}
 	return c
 }
 
@@ -108,7 +105,7 @@ func (c *caRun) logLevels(t *testing.T) map[string]int {
 
 // issue gets a certificate for a new P-256 key with a bearer token.
 func issue(ctx context.Context, c *client.Client, token string) (*client.Issued, error) {
-	key, err := client.GenerateKey(client.ECDSAP256)
+	key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -153,16 +150,4 @@ func readCerts(t *testing.T, path string) []*x509.Certificate {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return certs
-}
-
-// replaceFile writes data to path by rename, as operators should.
-func replaceFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -2,128 +2,96 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/rotor-dev/rotor/signer"
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/e2etest"
+	"github.com/rotor-dev/rotor/issuer"
 )
 
-// TestInit creates CAs with the file backend as an operator would and
-// checks what lands on disk: certificates, key modes, the bundle and an
-// issuer.conf that names the key that certifies the issuer.
+// TestInit runs `rotor-ca init` as an operator would: the flags reach the
+// CA it makes (issuer.TestCreateCA checks the files in depth), and the
+// serve commands it prints work as they are, with an Ed25519 issuer too.
 func TestInit(t *testing.T) {
 	t.Parallel()
 	shared := t.TempDir()
-	initCA(t, nil, shared) // a root for the existing-root cases
-	sharedRoot := filepath.Join(shared, rootCertFile)
+	initCA(t, nil, shared) // a root for the existing-root case
+	sharedRoot := filepath.Join(shared, issuer.RootCertFile)
 	tests := []struct {
 		name     string
 		args     func(dir string) []string
 		rootFrom string // the root that must sign the issuer: "" = the new root.crt
-		lifetime time.Duration
-		curve    elliptic.Curve
+		key      rotor.KeyType
+		serve    bool // run the printed serve commands and issue
 	}{
-		{name: "ok/new-root", args: func(string) []string { return nil }, lifetime: 365 * 24 * time.Hour, curve: elliptic.P256()},
+		{name: "ok/new-root", args: func(string) []string { return nil }, key: rotor.ECDSAP256, serve: true},
 		{name: "ok/existing-root", args: func(string) []string {
-			return []string{"--root-cert", sharedRoot, "--root-key", filepath.Join(shared, rootKeyFile)}
-		}, rootFrom: sharedRoot, lifetime: 365 * 24 * time.Hour, curve: elliptic.P256()},
-		{name: "ok/issuer-cut-to-root", args: func(string) []string {
-			return []string{"--root-lifetime", "24h", "--issuer-lifetime", "48h"}
-		}, lifetime: 24 * time.Hour, curve: elliptic.P256()},
+			return []string{"--root-cert", sharedRoot, "--root-key", filepath.Join(shared, issuer.RootKeyFile)}
+		}, rootFrom: sharedRoot, key: rotor.ECDSAP256},
 		{name: "ok/p384-key-file-elsewhere", args: func(dir string) []string {
-			return []string{"--key-algorithm", "ecdsa-p384", "--issuer-key", filepath.Join(dir, "keys", "issuing.pem")}
-		}, lifetime: 365 * 24 * time.Hour, curve: elliptic.P384()},
+			return []string{"--key-algorithm", "ecdsa-p384", "--issuer-key", filepath.Join(dir, "issuing.pem")}
+		}, key: rotor.ECDSAP384},
+		{name: "ok/ed25519", args: func(string) []string { return []string{"--key-algorithm", "ed25519"} },
+			key: rotor.Ed25519, serve: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			args := tt.args(dir)
-			if len(args) > 0 && strings.HasSuffix(args[len(args)-1], "issuing.pem") {
-				if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
-					t.Fatal(err)
-				}
+			ca := filepath.Join(dir, "ca")
+			out := initCA(t, nil, ca, tt.args(dir)...)
+			conf, err := issuer.Settings{}.WithFile(filepath.Join(ca, issuer.ConfigFile), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			out := initCA(t, nil, dir, args...)
-			checkInitFiles(t, dir, tt.rootFrom, tt.lifetime, tt.curve)
-			// The printed serve commands work as they are.
-			var commands [][]string
-			sc := bufio.NewScanner(strings.NewReader(out))
-			for sc.Scan() {
-				if line := sc.Text(); strings.HasPrefix(line, "rotor-ca serve ") {
-					commands = append(commands, strings.Fields(line)[1:])
-				}
+			cert := readCerts(t, conf.IssuerCert)[0]
+			if tt.rootFrom == "" {
+				tt.rootFrom = filepath.Join(ca, issuer.RootCertFile)
 			}
-			if len(commands) != 2 {
-				t.Fatalf("init printed %d serve commands, want 2 (--issuer-config and flags):\n%s", len(commands), out)
+			if err := cert.CheckSignatureFrom(readCerts(t, tt.rootFrom)[0]); err != nil {
+				t.Errorf("issuer not signed by %s: %v", tt.rootFrom, err)
 			}
-			root := filepath.Join(dir, bundleFile)
-			for _, cmd := range commands {
-				ca := serveCA(t, nil, root, append(cmd[1:], "--data-dir", filepath.Join(dir, "data"))...)
-				if code := ca.Stop(t); code != 0 {
-					t.Fatalf("serve %v exited %d", cmd, code)
-				}
+			if kt, _ := rotor.KeyTypeOf(cert.PublicKey); kt != tt.key {
+				t.Errorf("issuer key %s, want %s", kt, tt.key)
+			}
+			if tt.serve {
+				servePrinted(t, out, filepath.Join(ca, issuer.BundleFile), filepath.Join(dir, "data"))
 			}
 		})
 	}
 }
 
-// checkInitFiles checks a directory init made.
-func checkInitFiles(t *testing.T, dir, rootFrom string, lifetime time.Duration, curve elliptic.Curve) {
+// servePrinted runs each serve command init printed, issues a certificate
+// with it, and stops it.
+func servePrinted(t *testing.T, out, bundle, data string) {
 	t.Helper()
-	settings, err := issuerSettings{}.withFile(filepath.Join(dir, issuerConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := settings.validate(); err != nil || settings.Signer != signer.BackendFile {
-		t.Fatalf("issuer.conf: %+v: %v", settings, err)
-	}
-	modes := map[string]os.FileMode{settings.IssuerKey: 0o600, settings.IssuerCert: 0o644,
-		filepath.Join(dir, bundleFile): 0o644, filepath.Join(dir, issuerConfigFile): 0o644}
-	if rootFrom == "" {
-		rootFrom = filepath.Join(dir, rootCertFile)
-		modes[filepath.Join(dir, rootKeyFile)], modes[rootFrom] = 0o600, 0o644
-	} else if exists(filepath.Join(dir, rootKeyFile)) || exists(filepath.Join(dir, rootCertFile)) {
-		t.Error("init with an existing root made a root of its own")
-	}
-	for f, want := range modes {
-		st, err := os.Stat(f)
-		if err != nil || st.Mode().Perm() != want {
-			t.Errorf("%s: mode %v (%v), want %v", f, st.Mode().Perm(), err, want)
+	var commands [][]string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "rotor-ca serve ") {
+			commands = append(commands, strings.Fields(line)[1:])
 		}
 	}
-	root := readCerts(t, rootFrom)[0]
-	bundle := readCerts(t, filepath.Join(dir, bundleFile))
-	if len(bundle) != 1 || !bundle[0].Equal(root) {
-		t.Errorf("bundle.pem holds %d certificates, want the root alone", len(bundle))
+	if len(commands) != 2 {
+		t.Fatalf("init printed %d serve commands, want 2 (--issuer-config and flags):\n%s", len(commands), out)
 	}
-	if !root.IsCA || root.MaxPathLen != 1 || root.CheckSignatureFrom(root) != nil {
-		t.Errorf("root: CA %v, path length %d, self-signed %v", root.IsCA, root.MaxPathLen, root.CheckSignatureFrom(root))
-	}
-	issuer := readCerts(t, settings.IssuerCert)
-	if len(issuer) != 1 || !issuer[0].IsCA || issuer[0].MaxPathLen != 0 || !issuer[0].MaxPathLenZero {
-		t.Fatalf("issuer.crt: %d certificates, want one CA with path length 0", len(issuer))
-	}
-	if err := issuer[0].CheckSignatureFrom(root); err != nil {
-		t.Errorf("issuer is not signed by the root: %v", err)
-	}
-	if life := time.Until(issuer[0].NotAfter); life < lifetime-time.Hour || life > lifetime+time.Hour {
-		t.Errorf("issuer valid for %v, want about %v", life, lifetime)
-	}
-	if pub, ok := issuer[0].PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != curve {
-		t.Errorf("issuer key %T, want ECDSA on %s", issuer[0].PublicKey, curve.Params().Name)
-	}
-	key, err := signer.Open(t.Context(), signer.Config{Backend: signer.BackendFile, KeyFile: settings.IssuerKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signer.CheckCertificate(key, issuer[0]); err != nil {
-		t.Error(err)
+	token := createToken(t, data, "default", "init")
+	root := readCerts(t, bundle)[0]
+	for _, cmd := range commands {
+		ca := serveCA(t, nil, bundle, append(cmd[1:], "--data-dir", data)...)
+		got, err := issue(t.Context(), ca.client(t), token)
+		if err == nil {
+			err = verifyIssued(got, root)
+		}
+		if err != nil {
+			t.Fatalf("serve %v: issue: %v", cmd, err)
+		}
+		if code := ca.Stop(t); code != 0 {
+			t.Fatalf("serve %v exited %d", cmd, code)
+		}
 	}
 }
 
@@ -133,9 +101,9 @@ func TestInitRefuses(t *testing.T) {
 	t.Parallel()
 	existing := t.TempDir()
 	initCA(t, nil, existing)
-	before := snapshot(t, existing)
+	before := e2etest.Snapshot(t, existing)
 	looseKey := filepath.Join(t.TempDir(), "root.key")
-	key, _ := os.ReadFile(filepath.Join(existing, rootKeyFile))
+	key, _ := os.ReadFile(filepath.Join(existing, issuer.RootKeyFile))
 	if err := os.WriteFile(looseKey, key, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +115,9 @@ func TestInitRefuses(t *testing.T) {
 		code int
 	}{
 		{"fail/overwrite", existing, nil, 1},
-		{"fail/root-cert-without-key", "", []string{"--root-cert", filepath.Join(existing, rootCertFile)}, 2},
-		{"fail/root-key-others-can-read", "", []string{"--root-cert", filepath.Join(existing, rootCertFile), "--root-key", looseKey}, 1},
-		{"fail/root-key-not-the-roots", "", []string{"--root-cert", filepath.Join(existing, rootCertFile), "--root-key", filepath.Join(existing, issuerKeyFile)}, 1},
+		{"fail/root-cert-without-key", "", []string{"--root-cert", filepath.Join(existing, issuer.RootCertFile)}, 2},
+		{"fail/root-key-others-can-read", "", []string{"--root-cert", filepath.Join(existing, issuer.RootCertFile), "--root-key", looseKey}, 1},
+		{"fail/root-key-not-the-roots", "", []string{"--root-cert", filepath.Join(existing, issuer.RootCertFile), "--root-key", filepath.Join(existing, issuer.IssuerKeyFile)}, 1},
 		{"fail/bad-trust-domain", "", []string{"--trust-domain", "Not_A_Domain"}, 2},
 		{"fail/unknown-algorithm", "", []string{"--key-algorithm", "dsa-1024"}, 2},
 		{"fail/unknown-signer", "", []string{"--signer", "vault"}, 2},
@@ -157,6 +125,7 @@ func TestInitRefuses(t *testing.T) {
 		{"fail/kms-insecure-endpoint-not-loopback", "", []string{"--signer", "gcpkms", "--kms-key", kmsKey, "--kms-insecure-endpoint", "10.0.0.1:443"}, 2},
 		{"fail/kms-insecure-endpoint-by-name", "", []string{"--signer", "gcpkms", "--kms-key", kmsKey, "--kms-insecure-endpoint", "localhost:443"}, 2},
 		{"fail/issuer-key-with-pkcs11", "", []string{"--signer", "pkcs11", "--issuer-key", "k.pem"}, 2},
+		{"fail/ed25519-in-pkcs11", "", []string{"--signer", "pkcs11", "--key-algorithm", "ed25519"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,22 +145,7 @@ func TestInitRefuses(t *testing.T) {
 			}
 		})
 	}
-	if after := snapshot(t, existing); after != before {
+	if after := e2etest.Snapshot(t, existing); after != before {
 		t.Error("a refused init changed an existing CA's files")
 	}
-}
-
-// snapshot is the names and contents of a directory's files.
-func snapshot(t *testing.T, dir string) string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		b.WriteString(e.Name() + "\n" + string(data))
-	}
-	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/e2etest"
+	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer/kmsfake"
 )
 
@@ -37,13 +38,13 @@ func TestGCPKMSEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	caDir, data := filepath.Join(dir, "ca"), filepath.Join(dir, "data")
 	initCA(t, nil, caDir, "--signer", "gcpkms", "--kms-key", keyVersion, "--kms-insecure-endpoint", kms.Addr())
-	issuer := readCerts(t, filepath.Join(caDir, issuerCertFile))[0]
-	root := readCerts(t, filepath.Join(caDir, rootCertFile))[0]
-	if !pub.Equal(issuer.PublicKey) {
+	issuerCert := readCerts(t, filepath.Join(caDir, issuer.IssuerCertFile))[0]
+	root := readCerts(t, filepath.Join(caDir, issuer.RootCertFile))[0]
+	if !pub.Equal(issuerCert.PublicKey) {
 		t.Fatal("the issuer certificate does not certify the KMS key version")
 	}
-	bundle := filepath.Join(caDir, bundleFile)
-	ca := serveCA(t, nil, bundle, "--data-dir", data, "--issuer-config", filepath.Join(caDir, issuerConfigFile),
+	bundle := filepath.Join(caDir, issuer.BundleFile)
+	ca := serveCA(t, nil, bundle, "--data-dir", data, "--issuer-config", filepath.Join(caDir, issuer.ConfigFile),
 		"--trust-bundle", bundle, "--sign-timeout", "1s")
 	token := createToken(t, data, "default", "kms")
 	cl := ca.client(t)
@@ -53,7 +54,7 @@ func TestGCPKMSEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("issue: %v", err)
 		}
-		if err := verifyIssued(got, root); err != nil || got.Leaf.CheckSignatureFrom(issuer) != nil {
+		if err := verifyIssued(got, root); err != nil || got.Leaf.CheckSignatureFrom(issuerCert) != nil {
 			t.Fatalf("certificate not signed by the KMS key under the root: %v", err)
 		}
 	}

@@ -1,21 +1,22 @@
 // Command rotor-ca is Rotor's certificate authority: it signs workload CSRs
 // after authenticating them and records every decision before it answers.
+// This package reads the configuration and wires the library's pieces.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
-	"github.com/rotor-dev/rotor/internal/flagenv"
+	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/issuer"
+	"github.com/rotor-dev/rotor/store"
 )
 
 const usage = `rotor-ca: the Rotor certificate authority
@@ -34,8 +35,11 @@ Usage:
 Every flag has an environment twin: --cert-ttl is also ROTOR_CERT_TTL.
 `
 
-// errUsage marks errors that are the caller's wording, answered with exit 2.
-var errUsage = errors.New("usage")
+// envPrefix starts every setting's environment variable.
+const envPrefix = "ROTOR_"
+
+// pinEnv holds the PKCS#11 PIN: never a flag, which ps would show.
+const pinEnv = envPrefix + "PKCS11_PIN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -44,74 +48,53 @@ func main() {
 	os.Exit(code)
 }
 
+var commands = []cli.Command{
+	{Name: "serve", Run: runServe},
+	{Name: "init", Run: runInit},
+	{Name: "token create", Run: runTokenCreate},
+	{Name: "roots status", Run: runRootsStatus},
+	{Name: "migrate", Run: runMigrate},
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = runServe(ctx, args[1:], stderr)
-	case "token":
-		if len(args) < 2 || args[1] != "create" {
-			fmt.Fprintln(stderr, "rotor-ca token: the only subcommand is \"create\"")
-			return 2
-		}
-		err = runTokenCreate(ctx, args[2:], stdout, stderr)
-	case "migrate":
-		err = runMigrate(ctx, args[1:], stderr)
-	case "init":
-		err = runInit(ctx, args[1:], stdout, stderr)
-	case "roots":
-		if len(args) < 2 || args[1] != "status" {
-			fmt.Fprintln(stderr, "rotor-ca roots: the only subcommand is \"status\"")
-			return 2
-		}
-		err = runRootsStatus(ctx, args[2:], stdout, stderr)
-	case "help", "-h", "--help", "-help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "rotor-ca: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "rotor-ca %s: %v\n", args[0], err)
-		return 2
-	case errors.Is(err, errNotReady):
-		return 3
-	}
-	fmt.Fprintf(stderr, "rotor-ca %s: %v\n", args[0], err)
-	return 1
+	return cli.Run(ctx, "rotor-ca", usage, commands, args, stdout, stderr)
 }
 
-// commonFlags are shared by every subcommand that touches the data directory
-// or the store.
+// settingsErr makes issuer settings that cannot work a usage error.
+func settingsErr(err error) error {
+	if errors.Is(err, issuer.ErrSettings) && !errors.Is(err, cli.ErrUsage) {
+		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
+	}
+	return err
+}
+
+// commonFlags are shared by every subcommand that touches the data
+// directory or the store.
 type commonFlags struct {
-	DataDir   string
-	StoreURL  string
-	LogLevel  string
-	LogFormat string
+	DataDir  string
+	StoreURL string
+	Logging  cli.LogFlags
+	log      *slog.Logger // made by parse
 }
 
-func (c *commonFlags) register(fs *flag.FlagSet) {
-	c.registerDirAndLog(fs, "directory for the development CA's keys, certificates and SQLite database")
-	fs.StringVar(&c.StoreURL, "store", "", "audit store: postgres://… or sqlite://PATH (default sqlite://<data-dir>/rotor.db)")
+func (c *commonFlags) register(f *cli.FlagSet, dirUsage string, withStore bool) {
+	f.StringVar(&c.DataDir, "data-dir", "./rotor-data", dirUsage)
+	if withStore {
+		f.StringVar(&c.StoreURL, "store", "", "audit store: postgres://… or sqlite://PATH (default sqlite://<data-dir>/rotor.db)")
+	}
+	c.Logging.Register(f)
 }
 
-// registerDirAndLog registers the flags of commands that use no store.
-func (c *commonFlags) registerDirAndLog(fs *flag.FlagSet, dirUsage string) {
-	fs.StringVar(&c.DataDir, "data-dir", "./rotor-data", dirUsage)
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-}
-
-// resolve makes the data directory absolute and fills in the default store.
-func (c *commonFlags) resolve() error {
+// parse parses a subcommand's flags, makes the logger writing to stderr
+// and the data directory absolute, and fills in and checks the store URL.
+func (c *commonFlags) parse(f *cli.FlagSet, args []string, stderr io.Writer) error {
+	err := f.Parse(args)
+	if err == nil {
+		c.log, err = c.Logging.Logger(stderr)
+	}
+	if err != nil {
+		return err
+	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", c.DataDir, err)
@@ -120,58 +103,22 @@ func (c *commonFlags) resolve() error {
 	if c.StoreURL == "" {
 		c.StoreURL = "sqlite://" + filepath.Join(abs, "rotor.db")
 	}
-	if !strings.HasPrefix(c.StoreURL, "postgres://") && !strings.HasPrefix(c.StoreURL, "postgresql://") &&
-		!strings.HasPrefix(c.StoreURL, "sqlite://") {
-		return fmt.Errorf("%w: --store must start with postgres://, postgresql:// or sqlite://", errUsage)
+	if _, err := store.ParseURL(c.StoreURL); err != nil {
+		return cli.Usagef("--store: %v", err)
 	}
 	return nil
 }
 
-// prepareStoreDir creates the directory of a SQLite store's file, so that
-// the first command run against a fresh data directory works.
-func (c *commonFlags) prepareStoreDir() error {
-	path, ok := strings.CutPrefix(c.StoreURL, "sqlite://")
-	if !ok {
-		return nil
+// openStore opens the audit store, applying its migrations.
+func (c *commonFlags) openStore(ctx context.Context, opts store.Options) (*store.Store, error) {
+	opts.Logger = c.log
+	st, err := store.Open(ctx, c.StoreURL, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create store directory: %w", err)
-	}
-	return nil
+	return st, nil
 }
 
-func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, c.LogLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.LogFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, c.LogFormat)
-}
-
-// parseFlags parses a subcommand's flags with their environment twins; a
-// parse error is a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := flagenv.Parse(fs, "ROTOR_", args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	return nil
-}
-
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("rotor-ca "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func newFlagSet(name string, stderr io.Writer) *cli.FlagSet {
+	return cli.NewFlagSet("rotor-ca "+name, envPrefix, stderr)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,92 +12,31 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/internal/e2etest"
 )
 
-// rotorCA is the binary under test, built once by TestMain.
-var rotorCA string
+// rotorCA and rotorAgent are the binaries under test, built once, in one
+// go build, by TestMain.
+var rotorCA, rotorAgent string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rotor-ca-test")
 	if err != nil {
 		panic(err)
 	}
-	rotorCA = filepath.Join(dir, "rotor-ca")
-	if out, err := exec.Command("go", "build", "-o", rotorCA, ".").CombinedOutput(); err != nil {
-		panic("build rotor-ca: " + err.Error() + "\n" + string(out))
+	rotorCA, rotorAgent = filepath.Join(dir, "rotor-ca"), filepath.Join(dir, "rotor-agent")
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "../rotor-agent")
+	if out, err := build.CombinedOutput(); err != nil {
+		panic("build rotor-ca and rotor-agent: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// caProcess is a running "rotor-ca serve".
-type caProcess struct {
-	URL     string
-	DataDir string
-	cmd     *exec.Cmd
-	logs    *bytes.Buffer
-}
-
-var servingRE = regexp.MustCompile(`msg="rotor-ca serving" addr=(https://\S+)`)
-
-// startCA runs "rotor-ca serve" on a free port and waits until it serves.
-func startCA(t *testing.T, dataDir string, args ...string) *caProcess {
-	t.Helper()
-	cmd := exec.Command(rotorCA, append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &caProcess{DataDir: dataDir, cmd: cmd, logs: &bytes.Buffer{}}
-	t.Cleanup(func() { p.stop(t) })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.logs.WriteString(line + "\n")
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				found <- m[1]
-			}
-		}
-		close(found)
-	}()
-	select {
-	case u, ok := <-found:
-		if !ok {
-			t.Fatalf("rotor-ca exited before serving:\n%s", p.logs)
-		}
-		p.URL = u
-	case <-time.After(30 * time.Second):
-		t.Fatalf("rotor-ca did not start in time:\n%s", p.logs)
-	}
-	return p
-}
-
-func (p *caProcess) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("rotor-ca did not exit cleanly on SIGINT: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Errorf("rotor-ca did not stop within 20s of SIGINT")
-	}
 }
 
 // rotorCACmd runs a rotor-ca subcommand and returns stdout, stderr and the
@@ -146,7 +84,7 @@ func TestQuickStart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	data := filepath.Join(dir, "rotor-data")
-	ca := startCA(t, data)
+	ca := serveCA(t, nil, filepath.Join(data, "root.crt"), "--data-dir", data)
 	for _, f := range []string{"root.key", "issuer.key"} {
 		st, err := os.Stat(filepath.Join(data, f))
 		if err != nil {
@@ -203,10 +141,11 @@ func TestQuickStart(t *testing.T) {
 	if want := "webapp.default.serviceaccount.identity.rotor.cluster.local"; issued.Identity != want || leaf.Subject.CommonName != want {
 		t.Errorf("identity %q / CN %q, want %q", issued.Identity, leaf.Subject.CommonName, want)
 	}
-	if !strings.Contains(ca.logs.String(), "Issuing certificate for webapp.default.serviceaccount.identity.rotor.cluster.local") {
-		t.Errorf("no issuance log line:\n%s", ca.logs)
+	event := ca.WaitEvent(t, rotor.EventIssued, 10*time.Second)
+	if event["identity"] != "default/webapp" || event["serial"] != leaf.SerialNumber.Text(16) {
+		t.Errorf("issuance event %v, want default/webapp and serial %s", event, leaf.SerialNumber.Text(16))
 	}
-	if strings.Contains(ca.logs.String(), token) {
+	if strings.Contains(e2etest.ReadFile(t, ca.Log), token) {
 		t.Error("the CA logged the token")
 	}
 	// The audit record is there, by serial.
@@ -221,17 +160,25 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("GET record: %d %s", resp.StatusCode, rec)
 	}
 
-	// A restart reuses the development PKI instead of making a new root.
-	rootBefore, _ := os.ReadFile(filepath.Join(data, "root.crt"))
-	ca.stop(t)
-	ca2 := startCA(t, data)
-	rootAfter, _ := os.ReadFile(filepath.Join(data, "root.crt"))
-	if !bytes.Equal(rootBefore, rootAfter) {
-		t.Error("restart replaced the root CA")
+	// A restart reuses the development PKI instead of making a new one.
+	before := fileSnapshot(t, data, "root.crt", "root.key", "issuer.crt", "issuer.key", "bundle.pem")
+	if code := ca.Stop(t); code != 0 {
+		t.Fatalf("rotor-ca exited %d on SIGTERM", code)
 	}
-	if strings.Contains(ca2.logs.String(), "created a development root CA") {
-		t.Error("restart claims to have created a root CA")
+	serveCA(t, nil, filepath.Join(data, "root.crt"), "--data-dir", data)
+	if after := fileSnapshot(t, data, "root.crt", "root.key", "issuer.crt", "issuer.key", "bundle.pem"); after != before {
+		t.Error("a restart replaced the development CA's keys or certificates")
 	}
+}
+
+// fileSnapshot is the contents of the named files in dir.
+func fileSnapshot(t *testing.T, dir string, names ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n + "\n" + e2etest.ReadFile(t, filepath.Join(dir, n)))
+	}
+	return b.String()
 }
 
 func tlsClient(t *testing.T, rootFile string) *http.Client {
@@ -294,8 +241,9 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestServeRefusesWhilePortTaken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	ca := startCA(t, filepath.Join(dir, "a"))
+	ca := serveCA(t, nil, filepath.Join(dir, "a", "root.crt"), "--data-dir", filepath.Join(dir, "a"))
 	addr := strings.TrimPrefix(ca.URL, "https://")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

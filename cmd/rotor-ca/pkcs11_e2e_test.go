@@ -15,6 +15,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/e2etest"
 	"github.com/rotor-dev/rotor/internal/testenv"
+	"github.com/rotor-dev/rotor/issuer"
 )
 
 // TestPKCS11EndToEnd runs the real binaries against a SoftHSM2 token:
@@ -40,17 +41,17 @@ func TestPKCS11EndToEnd(t *testing.T) {
 	}
 	ca1, ca2 := filepath.Join(dir, "ca1"), filepath.Join(dir, "ca2")
 	initCA(t, pinEnv, ca1, pkcs11Args("issuer-1")...)
-	issuer1 := readCerts(t, filepath.Join(ca1, issuerCertFile))[0]
-	root := readCerts(t, filepath.Join(ca1, rootCertFile))[0]
-	if exists(filepath.Join(ca1, issuerKeyFile)) {
+	issuer1 := readCerts(t, filepath.Join(ca1, issuer.IssuerCertFile))[0]
+	root := readCerts(t, filepath.Join(ca1, issuer.RootCertFile))[0]
+	if _, err := os.Stat(filepath.Join(ca1, issuer.IssuerKeyFile)); err == nil {
 		t.Fatal("init --signer pkcs11 wrote an issuer key file")
 	}
 	checkTokenKey(t, hsm, "issuer-1", issuer1)
 
 	data := filepath.Join(dir, "data")
-	conf := filepath.Join(ca1, issuerConfigFile)
-	ca := serveCA(t, nil, filepath.Join(ca1, bundleFile), "--data-dir", data, "--issuer-config", conf,
-		"--trust-bundle", filepath.Join(ca1, bundleFile), "--pkcs11-pin-file", pinFile, "--reload-interval", "0")
+	conf := filepath.Join(ca1, issuer.ConfigFile)
+	ca := serveCA(t, nil, filepath.Join(ca1, issuer.BundleFile), "--data-dir", data, "--issuer-config", conf,
+		"--trust-bundle", filepath.Join(ca1, issuer.BundleFile), "--pkcs11-pin-file", pinFile, "--reload-interval", "0")
 	if code, body := e2etest.HTTPGet(ca.URL+"/readyz", ca.Roots); code != http.StatusOK {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
@@ -71,11 +72,11 @@ func TestPKCS11EndToEnd(t *testing.T) {
 
 	// A new issuing key in the same token, under the same root, takes
 	// over when issuer.conf names it and the CA gets SIGHUP.
-	initCA(t, pinEnv, ca2, append(pkcs11Args("issuer-2"), "--root-cert", filepath.Join(ca1, rootCertFile),
-		"--root-key", filepath.Join(ca1, rootKeyFile))...)
-	issuer2 := readCerts(t, filepath.Join(ca2, issuerCertFile))[0]
+	initCA(t, pinEnv, ca2, append(pkcs11Args("issuer-2"), "--root-cert", filepath.Join(ca1, issuer.RootCertFile),
+		"--root-key", filepath.Join(ca1, issuer.RootKeyFile))...)
+	issuer2 := readCerts(t, filepath.Join(ca2, issuer.IssuerCertFile))[0]
 	checkTokenKey(t, hsm, "issuer-2", issuer2)
-	replaceFile(t, conf, readFileBytes(t, filepath.Join(ca2, issuerConfigFile)))
+	e2etest.ReplaceFile(t, conf, readFileBytes(t, filepath.Join(ca2, issuer.ConfigFile)))
 	ca.hup(t)
 	if n := ca.reloads(t, "ok"); n != 1 {
 		t.Fatalf("%v successful reloads, want 1", n)

@@ -19,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/e2etest"
+	"github.com/rotor-dev/rotor/issuer"
 )
 
 // TestRootRotation takes a running fleet from root A to root B with the
@@ -31,13 +32,13 @@ func TestRootRotation(t *testing.T) {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	t.Parallel()
-	agentBin := e2etest.Build(t, t.TempDir(), "./cmd/rotor-agent")
+	agentBin := rotorAgent
 	work := t.TempDir()
 	caA, caB, data := filepath.Join(work, "ca-a"), filepath.Join(work, "ca-b"), filepath.Join(work, "data")
 	conf, bundle := filepath.Join(work, "issuer.conf"), filepath.Join(work, "bundle.pem")
 	initCA(t, nil, caA)
-	copyFile(t, filepath.Join(caA, issuerConfigFile), conf)
-	copyFile(t, filepath.Join(caA, bundleFile), bundle)
+	copyFile(t, filepath.Join(caA, issuer.ConfigFile), conf)
+	copyFile(t, filepath.Join(caA, issuer.BundleFile), bundle)
 	ca := serveCA(t, nil, bundle, "--data-dir", data, "--issuer-config", conf, "--trust-bundle", bundle,
 		"--cert-ttl", "6s", "--reload-interval", "0")
 
@@ -50,7 +51,7 @@ func TestRootRotation(t *testing.T) {
 		}
 		dirs[id] = filepath.Join(work, id.ServiceAccount)
 		agentLog := filepath.Join(work, id.ServiceAccount+".log")
-		e2etest.Start(t, agentLog, agentBin, "--ca-url", ca.URL, "--ca-bundle", filepath.Join(caA, rootCertFile),
+		e2etest.Start(t, agentLog, agentBin, "--ca-url", ca.URL, "--ca-bundle", filepath.Join(caA, issuer.RootCertFile),
 			"--token-file", tokenFile, "--out-dir", dirs[id])
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -68,16 +69,16 @@ func TestRootRotation(t *testing.T) {
 
 	// Step 1: root B exists, with its issuer; the bundle serves A and B.
 	initCA(t, nil, caB)
-	rootB := readCerts(t, filepath.Join(caB, rootCertFile))[0]
+	rootB := readCerts(t, filepath.Join(caB, issuer.RootCertFile))[0]
 	ca.Roots.AddCert(rootB) // the test's own client trusts the bundle, as agents do
 	traffic.phase("1: root A only")
-	replaceFile(t, bundle, append(readFileBytes(t, filepath.Join(caA, rootCertFile)), readFileBytes(t, filepath.Join(caB, rootCertFile))...))
+	e2etest.ReplaceFile(t, bundle, append(readFileBytes(t, filepath.Join(caA, issuer.RootCertFile)), readFileBytes(t, filepath.Join(caB, issuer.RootCertFile))...))
 	ca.hup(t)
 	traffic.phase("2: bundle A+B")
 
 	// Step 2: wait until every live certificate went to a holder of B.
 	rootsStatus := func() (string, int) {
-		out, _, code := rotorCACmd(t, nil, "roots", "status", "--data-dir", data, "--root", filepath.Join(caB, rootCertFile))
+		out, _, code := rotorCACmd(t, nil, "roots", "status", "--data-dir", data, "--root", filepath.Join(caB, issuer.RootCertFile))
 		return out, code
 	}
 	if out, code := rootsStatus(); code != 3 {
@@ -98,7 +99,7 @@ func TestRootRotation(t *testing.T) {
 
 	// Step 3: switch the issuer to B's; every certificate issued from now
 	// chains to B. Wait until the agents hold one and A's have expired.
-	replaceFile(t, conf, readFileBytes(t, filepath.Join(caB, issuerConfigFile)))
+	e2etest.ReplaceFile(t, conf, readFileBytes(t, filepath.Join(caB, issuer.ConfigFile)))
 	ca.hup(t)
 	traffic.phase("3: issuer B")
 	for _, dir := range dirs {
@@ -114,7 +115,7 @@ func TestRootRotation(t *testing.T) {
 	})
 
 	// Step 4: retire A; the agents pick up a bundle of B alone.
-	copyFile(t, filepath.Join(caB, rootCertFile), bundle)
+	copyFile(t, filepath.Join(caB, issuer.RootCertFile), bundle)
 	ca.hup(t)
 	traffic.phase("4: bundle B only")
 	for _, dir := range dirs {
@@ -274,5 +275,10 @@ func chainsTo(certs []*x509.Certificate, root *x509.Certificate) bool {
 
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
-	replaceFile(t, to, readFileBytes(t, from))
+	e2etest.ReplaceFile(t, to, readFileBytes(t, from))
+}
+
+// keyID is the subject key ID of the issuer init made in dir.
+func keyID(t *testing.T, dir string) string {
+	return hex.EncodeToString(readCerts(t, filepath.Join(dir, issuer.IssuerCertFile))[0].SubjectKeyId)
 }

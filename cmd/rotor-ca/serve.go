@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,133 +9,219 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
+	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer"
 	"github.com/rotor-dev/rotor/store"
 )
 
-func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+// serveConfig is everything "rotor-ca serve" is told.
+type serveConfig struct {
+	commonFlags
+	Listen, TLSCert, TLSKey, TLSNames string
+
+	Policy      rotor.Policy
+	SignTimeout time.Duration
+	RateLimit   float64
+	RateBurst   int
+
+	Issuer                    issuer.Settings
+	IssuerConfig, TrustBundle string
+	ReloadInterval            time.Duration
+	RootLifetime, IssuerLife  time.Duration
+	Authn                     authn.Settings
+
+	ShutdownTimeout time.Duration
+}
+
+func (c *serveConfig) register(f *cli.FlagSet) {
+	c.commonFlags.register(f, "directory for the development CA's keys, certificates and SQLite database", true)
+	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "HTTPS listen address; port 0 picks a free one (the event=ca.serving log line gives it)")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "serving certificate chain PEM (default: issue one from the CA's own issuer)")
+	f.StringVar(&c.TLSKey, "tls-key", "", "serving certificate key PEM (with --tls-cert)")
+	f.StringVar(&c.TLSNames, "tls-names", "localhost,127.0.0.1", "comma-separated DNS names and IPs of the self-issued serving certificate")
+	f.StringVar(&c.Policy.TrustDomain, "trust-domain", "cluster.local", "trust domain: ends DNS identities and is the SPIFFE ID's host")
+	f.DurationVar(&c.Policy.DefaultTTL, "cert-ttl", 24*time.Hour, "lifetime of issued certificates")
+	f.Alias("identity-issuance-lifetime", "cert-ttl", "Linkerd's name")
+	f.Alias("identity-issuer-interval", "cert-ttl", "Linkerd's name")
+	f.DurationVar(&c.Policy.MaxTTL, "max-cert-ttl", 0, "longest lifetime a request may ask for (default: the larger of --cert-ttl and 24h)")
+	f.DurationVar(&c.Policy.ClockSkew, "clock-skew", 20*time.Second, "NotBefore is backdated by this much for peers with slow clocks")
+	f.DurationVar(&c.SignTimeout, "sign-timeout", 5*time.Second, "deadline for one signature by the issuing key")
+	f.Float64Var(&c.RateLimit, "rate-limit", 0, "issuances per second allowed per identity, 0 for no limit")
+	f.IntVar(&c.RateBurst, "rate-burst", 20, "burst allowed per identity above --rate-limit")
+	c.Issuer.RegisterFlags(f.FlagSet, true)
+	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
+	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
+	f.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often to check the issuer and bundle files for changes; 0: only on SIGHUP")
+	f.DurationVar(&c.RootLifetime, "root-lifetime", 10*365*24*time.Hour, "lifetime of a created development root CA")
+	f.DurationVar(&c.IssuerLife, "issuer-lifetime", 365*24*time.Hour, "lifetime of a created development issuing CA")
+	c.Authn.RegisterFlags(f.FlagSet)
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on SIGTERM")
+}
+
+// Validate fills derived defaults and checks the configuration as a whole.
+func (c *serveConfig) Validate() error {
+	if c.Policy.MaxTTL == 0 {
+		c.Policy.MaxTTL = max(c.Policy.DefaultTTL, 24*time.Hour)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+	}
+	dev := c.devDefaults()
+	checks := []struct {
+		bad bool
+		msg string
+	}{
+		{badAddr(c.Listen), "--listen " + c.Listen + " is not host:port"},
+		{(c.TLSCert == "") != (c.TLSKey == ""), "--tls-cert and --tls-key go together"},
+		{c.TLSCert == "" && len(c.tlsNames()) == 0, "--tls-names is empty"},
+		{dev && c.Issuer.Signer != signer.BackendFile, "--signer " + c.Issuer.Signer + " needs --issuer-cert (or --issuer-config) and --trust-bundle; `rotor-ca init --signer " + c.Issuer.Signer + "` makes them"},
+		{dev && c.Issuer.IssuerKey != "", "--issuer-key goes with --issuer-cert"},
+		{!dev && c.TrustBundle == "", "--trust-bundle is required with --issuer-cert or --issuer-config"},
+		{c.ReloadInterval < 0, "--reload-interval must not be negative"},
+		{c.RateLimit < 0 || c.RateBurst < 1, "--rate-limit must be >= 0 and --rate-burst >= 1"},
+		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0, "--sign-timeout and --shutdown-timeout must be positive"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return cli.Usagef("%s", ch.msg)
+		}
+	}
+	if err := c.Authn.Validate(); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	return nil
+}
+
+func badAddr(a string) bool { _, _, err := net.SplitHostPort(a); return err != nil }
+
+// devDefaults reports whether serve runs on the embedded development PKI.
+func (c *serveConfig) devDefaults() bool { return c.Issuer.IssuerCert == "" && c.IssuerConfig == "" }
+
+func (c *serveConfig) tlsNames() []string {
+	return strings.FieldsFunc(c.TLSNames, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// SIGHUP reloads the issuer; registered first, so that one arriving
 	// during start-up is queued rather than killing the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var cfg serveConfig
-	fs := newFlagSet("serve", stderr)
-	cfg.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	f := newFlagSet("serve", stderr)
+	cfg.register(f)
+	if err := cfg.parse(f, args, stderr); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log, err := cfg.logger(stderr)
-	if err != nil {
-		return err
-	}
+	log := cfg.log
 	if cfg.devDefaults() {
-		pki := devPKI{Dir: cfg.DataDir, TrustDomain: cfg.TrustDomain, RootLifetime: cfg.RootLifetime,
-			IssuerLifetime: cfg.IssuerLifetime, Log: log}
-		if cfg.issuerSettings, cfg.TrustBundle, err = pki.ensure(ctx); err != nil {
-			return fmt.Errorf("development PKI in %s: %w", cfg.DataDir, err)
-		}
-		log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
-			"data_dir", cfg.DataDir, "store", cfg.StoreURL, "trust_bundle", cfg.TrustBundle)
-	}
-	metrics := api.NewMetrics()
-	loader := &trustLoader{base: cfg.issuerSettings, configFile: cfg.IssuerConfig, bundleFile: cfg.TrustBundle,
-		monitor: signer.MonitorConfig{SignTimeout: cfg.SignTimeout, Logger: log}, metrics: metrics, log: log}
-	if _, err := loader.settings(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if err := cfg.prepareStoreDir(); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.StoreURL, store.Options{Logger: log, Migrate: true})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
-
-	digest := loader.digest()
-	cur, err := loader.load(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("load the issuer: %w", err)
-	}
-	bundles, _ := st.(store.BundleRecorder)
-	reload := newReloader(loader, cur, digest, bundles, metrics.Registry(), log)
-	trust, holder := cur.trust, reload.holder
-	reloadCtx, stopReload := context.WithCancel(ctx)
-	reloadDone := make(chan struct{})
-	go func() {
-		defer close(reloadDone)
-		reload.run(reloadCtx, hup, cfg.ReloadInterval)
-	}()
-	// The signers close last, once no request can be using them.
-	defer func() {
-		stopReload()
-		<-reloadDone
-		reload.closeAll()
-	}()
-	auth, err := buildAuthenticators(ctx, &cfg, st, holder, log)
-	if err != nil {
-		return err
-	}
-	var limiter *rotor.Limiter
-	if cfg.RateLimit > 0 {
-		limiter = &rotor.Limiter{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
-	}
-	ca, err := rotor.NewCA(rotor.CAConfig{Policy: cfg.policy(), Trust: holder, Authenticator: auth,
-		Audit: metrics.AuditLog(st), Limiter: limiter, SignTimeout: cfg.SignTimeout, Logger: log})
-	if err != nil {
-		return err
-	}
-	handler, err := api.New(api.Config{CA: ca, Trust: holder, Finder: st, Metrics: metrics, Logger: log,
-		TrustDomain: cfg.TrustDomain, Ready: []api.ReadyCheck{
-			api.StoreReady(st),
-			{Name: "signer", Code: rotor.ESignerUnavailable, Check: func(ctx context.Context) error {
-				return signer.Check(ctx, holder.Trust().Issuer.Signer)
-			}},
-		}})
-	if err != nil {
-		return err
-	}
-
-	getCert := (&servingCert{Names: cfg.tlsNames(), Trust: holder, Lifetime: 30 * 24 * time.Hour, Log: log}).GetCertificate
-	if cfg.TLSCert != "" {
-		if getCert, err = fileServingCert(cfg.TLSCert, cfg.TLSKey); err != nil {
+		if err := cfg.developmentPKI(ctx, log); err != nil {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	reg := prometheus.NewRegistry()
+	loader, err := cfg.loader(f, reg)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	st, err := cfg.openStore(ctx, store.Options{Migrate: true, Registerer: reg})
+	if err != nil {
+		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, api.ServerTLSConfig(getCert))) }()
-	log.Info("rotor-ca serving", "addr", "https://"+ln.Addr().String(), "trust_domain", cfg.TrustDomain,
-		"cert_ttl", cfg.CertTTL, "issuer_key_id", trust.Issuer.KeyID, "bundle_fingerprint", trust.Bundle.Fingerprint)
+	defer st.Close()
+	trust, err := issuer.NewReloader(ctx, issuer.ReloaderConfig{Loader: loader, Bundles: st,
+		Interval: cfg.ReloadInterval, Registerer: reg, Log: log})
+	if err != nil {
+		return settingsErr(fmt.Errorf("load the issuer: %w", err))
+	}
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() { defer close(reloadDone); trust.Run(reloadCtx, hup) }()
+	// The signers close last, once no request can be using them.
+	defer func() { stopReload(); <-reloadDone; trust.Close() }()
+	handler, err := cfg.handler(st, trust, reg, log)
+	if err != nil {
+		return err
+	}
+	return cfg.serveHTTPS(ctx, handler, trust, log)
+}
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+// developmentPKI makes or finds the development CA in the data directory
+// and serves it.
+func (c *serveConfig) developmentPKI(ctx context.Context, log *slog.Logger) error {
+	dev := issuer.Development{Dir: c.DataDir, TrustDomain: c.Policy.TrustDomain, RootLifetime: c.RootLifetime,
+		IssuerLifetime: c.IssuerLife, Log: log}
+	var err error
+	if c.Issuer, c.TrustBundle, err = dev.Ensure(ctx); err != nil {
+		return fmt.Errorf("development PKI in %s: %w", c.DataDir, err)
 	}
-	log.Info("shutting down: finishing requests in flight", "timeout", cfg.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
-	}
+	log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
+		"data_dir", c.DataDir, "store", c.StoreURL, "trust_bundle", c.TrustBundle)
 	return nil
+}
+
+// loader is what loads the issuer and bundle, checked before anything is
+// opened.
+func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.Loader, error) {
+	loader := &issuer.Loader{Base: c.Issuer, Given: f.Given, ConfigFile: c.IssuerConfig, BundleFile: c.TrustBundle,
+		PIN: os.Getenv(pinEnv), Monitor: signer.MonitorConfig{SignTimeout: c.SignTimeout, Logger: c.log},
+		Metrics: signer.NewMetrics(reg), Log: c.log}
+	if _, err := loader.Settings(); err != nil {
+		return nil, settingsErr(err)
+	}
+	return loader, nil
+}
+
+// handler wires the core CA and the HTTP API.
+func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
+	if err != nil {
+		return nil, cli.Usagef("%v", err)
+	}
+	log.Info("authenticators", "order", names)
+	var limiter *rotor.Limiter
+	if c.RateLimit > 0 {
+		limiter = &rotor.Limiter{Rate: c.RateLimit, Burst: c.RateBurst}
+	}
+	ca, err := rotor.NewCA(rotor.CAConfig{Policy: c.Policy, Trust: trust, Authenticator: chain, Audit: st,
+		Limiter: limiter, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Config{CA: ca, Trust: trust, Finder: st, Metrics: api.NewMetrics(reg), Logger: log,
+		Ready: []api.ReadyCheck{api.StoreReady(st),
+			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}})
+}
+
+// serveHTTPS serves handler until ctx ends, then drains requests in flight.
+func (c *serveConfig) serveHTTPS(ctx context.Context, handler http.Handler, trust rotor.TrustSource, log *slog.Logger) error {
+	getCert := (&issuer.ServingCert{Names: c.tlsNames(), Trust: trust, Lifetime: 30 * 24 * time.Hour, Log: log}).GetCertificate
+	if c.TLSCert != "" {
+		var err error
+		if getCert, err = issuer.FileServingCert(c.TLSCert, c.TLSKey); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	t := trust.Trust()
+	return api.Serve(ctx, api.ServeConfig{Listener: ln, Handler: handler, GetCertificate: getCert,
+		ShutdownTimeout: c.ShutdownTimeout, Logger: log, ServingAttrs: []any{"trust_domain", c.Policy.TrustDomain,
+			"cert_ttl", c.Policy.DefaultTTL, "issuer_key_id", t.Issuer.KeyID, "bundle_fingerprint", t.Bundle.Fingerprint}})
 }

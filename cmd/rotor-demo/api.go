@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,13 +36,12 @@ type apiConfig struct {
 // runAPI is `rotor-demo api`: an HTTPS service on the agent's files that
 // accepts only the --allow identities.
 func runAPI(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rotor-demo api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("api", stderr)
 	var cfg apiConfig
 	cfg.register(fs)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "HTTPS listen address")
 	fs.Var(&cfg.Allow, "allow", "identities allowed to call, namespace/service-account, comma-separated (default: default/webapp)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if len(cfg.Allow) == 0 {

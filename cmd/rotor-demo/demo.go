@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,8 +26,7 @@ type demoConfig struct {
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rotor-demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage+"\nFlags of the demo:\n")
 		fs.PrintDefaults()
@@ -39,11 +37,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&cfg.Rate, "rate", 10, "requests per second from webapp to api")
 	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory holding rotor-ca and rotor-agent (default: beside this program, else go build them)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (CA data, tokens, certificates) for a look afterwards")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	if cfg.Duration <= 0 || cfg.CertTTL < 3*time.Second || cfg.Rate <= 0 {
 		return fmt.Errorf("%w: --duration and --rate must be positive and --cert-ttl at least 3s", errUsage)
@@ -105,7 +100,7 @@ func (d *demo) run(ctx context.Context) error {
 // the webapp, each only once what it needs is there.
 func (d *demo) startAll(ctx context.Context, bins binaries) error {
 	caDir := filepath.Join(d.work, "ca")
-	if err := d.start("ca", bins.CA, d.caLine, "serve", "--data-dir", caDir,
+	if err := d.start("ca", bins.CA, d.caLine, "serve", "--data-dir", caDir, "--log-format", "json",
 		"--listen", "127.0.0.1:0", "--cert-ttl", d.cfg.CertTTL.String()); err != nil {
 		return err
 	}
@@ -128,7 +123,7 @@ func (d *demo) startAll(ctx context.Context, bins binaries) error {
 		d.p.say("demo", "made a static token for default/%s with rotor-ca token create", svc)
 	}
 	for _, svc := range services {
-		if err := d.start("agent/"+svc, bins.Agent, d.agentLine(svc), "--ca-url", caURL,
+		if err := d.start("agent/"+svc, bins.Agent, d.agentLine(svc), "--log-format", "json", "--ca-url", caURL,
 			"--ca-bundle", filepath.Join(caDir, "root.crt"), "--token-file", filepath.Join(d.work, svc, "token"),
 			"--out-dir", filepath.Join(d.work, svc, "certs")); err != nil {
 			return err

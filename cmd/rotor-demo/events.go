@@ -5,9 +5,11 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/agent"
 )
 
 // printer writes the demo's lines, one writer at a time:
@@ -29,8 +31,8 @@ func (p *printer) say(who, format string, args ...any) { p.line(who, fmt.Sprintf
 // per-second lines and the summary. Safe for concurrent use.
 type tally struct {
 	mu        sync.Mutex
-	issued    int            // the CA's "Issuing certificate for" lines
-	written   map[string]int // per service: the agent's "Certificate will expire in" lines
+	issued    int            // the CA's certificate.issued events
+	written   map[string]int // per service: the agent's certificate.written events
 	rotations map[string]int // per service: certificate changes the service itself made
 	peerCerts map[string]int // per service: distinct peer certificates in its handshakes
 	final     map[string]bool
@@ -45,35 +47,35 @@ func newTally() *tally {
 	return &tally{written: map[string]int{}, rotations: map[string]int{}, peerCerts: map[string]int{}, final: map[string]bool{}}
 }
 
-// caLine handles a line of rotor-ca's output.
+// caLine handles a line of rotor-ca's JSON log: the demo acts on events
+// (rotor.LogEvent), never on message text, and prints the rest as it is.
 func (d *demo) caLine(line string) {
-	r := parseText(line)
-	switch {
-	case r.Level == "DEBUG":
-		return
-	case r.Msg == "rotor-ca serving":
+	r := parseJSON(line)
+	switch r.get(rotor.LogEvent) {
+	case rotor.EventServing:
 		offer(d.caAddr, r.get("addr"))
-	case strings.HasPrefix(r.Msg, "Issuing certificate for "):
+	case rotor.EventIssued:
 		d.t.mu.Lock()
 		d.t.issued++
 		d.t.mu.Unlock()
 	}
-	d.p.line("ca", r.render())
+	if r.Level != "DEBUG" {
+		d.p.line("ca", r.render())
+	}
 }
 
-// agentLine handles a line of a rotor-agent's output.
+// agentLine handles a line of a rotor-agent's JSON log.
 func (d *demo) agentLine(svc string) func(string) {
 	return func(line string) {
-		r := parseText(line)
-		if r.Level == "DEBUG" {
-			return
-		}
-		if strings.HasPrefix(r.Msg, "Certificate will expire in ") {
+		r := parseJSON(line)
+		if r.get(rotor.LogEvent) == agent.EventWritten {
 			d.t.mu.Lock()
 			d.t.written[svc]++
 			d.t.mu.Unlock()
 		}
-		d.p.line("agent/"+svc, r.render())
+		if r.Level != "DEBUG" {
+			d.p.line("agent/"+svc, r.render())
+		}
 	}
 }
 
@@ -121,7 +123,7 @@ func (d *demo) roleLine(svc string) func(string) {
 					r.get("served"), t.refused, t.rotations[svc], t.peerCerts[svc])
 			}
 		default: // eventFailed, eventRefused and anything else, as logged
-			r.Attrs = slices.DeleteFunc(r.Attrs, func(a attr) bool { return a.Key == "role" || a.Key == "event" })
+			r.Attrs = slices.DeleteFunc(r.Attrs, func(a attr) bool { return a.Key == "role" })
 			d.p.line(svc, r.render())
 		}
 	}

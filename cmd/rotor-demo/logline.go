@@ -5,10 +5,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rotor-dev/rotor"
 )
 
-// record is one log line of a child process: rotor-ca and rotor-agent log
-// slog text, the demo's service roles slog JSON.
+// record is one slog JSON log line of a child process.
 type record struct {
 	Level string
 	Msg   string
@@ -25,38 +26,6 @@ func (r record) get(key string) string {
 		}
 	}
 	return ""
-}
-
-// parseText reads a slog text line: key=value pairs, values quoted with Go
-// syntax when they hold spaces or quotes. A line that is not of that form
-// (a panic, a message from a library) is returned whole as the message.
-func parseText(line string) record {
-	var r record
-	rest := strings.TrimSpace(line)
-	for rest != "" {
-		key, after, ok := strings.Cut(rest, "=")
-		if !ok || key == "" || strings.ContainsAny(key, " \"") {
-			return record{Msg: line}
-		}
-		var value string
-		if strings.HasPrefix(after, `"`) {
-			q, err := strconv.QuotedPrefix(after)
-			if err != nil {
-				return record{Msg: line}
-			}
-			value, _ = strconv.Unquote(q)
-			after = after[len(q):]
-		} else {
-			value, after, _ = strings.Cut(after, " ")
-			after = " " + after
-		}
-		if after != "" && after[0] != ' ' {
-			return record{Msg: line}
-		}
-		rest = strings.TrimLeft(after, " ")
-		r.set(key, value)
-	}
-	return r
 }
 
 // set files one key of a log line: time is dropped (the demo prints its
@@ -99,8 +68,9 @@ func parseJSON(line string) record {
 }
 
 // render is a record as the demo prints it: the message, then the
-// attributes, long hex values (serials, fingerprints) cut to 12 digits and
-// times to the second, so a line fits a terminal.
+// attributes but the event name (for programs, not people), long hex values
+// (serials, fingerprints) cut to 12 digits and times to the second, so a
+// line fits a terminal.
 func (r record) render() string {
 	var b strings.Builder
 	if r.Level != "" && r.Level != "INFO" {
@@ -108,13 +78,15 @@ func (r record) render() string {
 	}
 	b.WriteString(r.Msg)
 	for _, a := range r.Attrs {
-		b.WriteString(" " + a.Key + "=" + shorten(a.Value))
+		if a.Key != rotor.LogEvent {
+			b.WriteString(" " + a.Key + "=" + shorten(a.Value))
+		}
 	}
 	return b.String()
 }
 
 func shorten(v string) string {
-	if len(v) > 16 && isHex(v) {
+	if rotor.IsLowerHex(v, 17, len(v)) {
 		return v[:12] + "…"
 	}
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -128,13 +100,4 @@ func shorten(v string) string {
 		return strconv.Quote(v)
 	}
 	return v
-}
-
-func isHex(s string) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -10,16 +10,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/rotor-dev/rotor/internal/flagenv"
+	"github.com/rotor-dev/rotor/internal/cli"
 )
 
 const usage = `rotor-demo: watch two services talk mTLS while their certificates rotate
@@ -35,13 +32,18 @@ Usage:
 Every flag has an environment twin: --cert-ttl is also ROTOR_DEMO_CERT_TTL.
 `
 
-var (
-	// errUsage marks the caller's wording mistakes, answered with exit 2.
-	errUsage = errors.New("usage")
-	// errFailed means the demo ran but did not show what it should: a
-	// request failed or a process died. Its summary says which.
-	errFailed = errors.New("the demo failed")
-)
+// errUsage marks the caller's wording mistakes, answered with exit 2.
+var errUsage = cli.ErrUsage
+
+// errFailed means the demo ran but did not show what it should: a request
+// failed or a process died. Its summary says which, so it exits 1 without
+// another word.
+var errFailed error = failed{}
+
+type failed struct{}
+
+func (failed) Error() string { return "the demo failed" }
+func (failed) ExitCode() int { return 1 }
 
 // envPrefix makes --cert-ttl also ROTOR_DEMO_CERT_TTL.
 const envPrefix = "ROTOR_DEMO_"
@@ -53,46 +55,16 @@ func main() {
 	os.Exit(code)
 }
 
-// parseFlags parses args and their ROTOR_DEMO_* twins into fs; a mistake
-// (already reported by the flag package) is a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := flagenv.Parse(fs, envPrefix, args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return err
+func newFlagSet(name string, stderr io.Writer) *cli.FlagSet {
+	return cli.NewFlagSet(strings.TrimSpace("rotor-demo "+name), envPrefix, stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "":
-		err = runDemo(ctx, args, stdout, stderr)
-	case "webapp":
-		err = runWebapp(ctx, args, stderr)
-	case "api":
-		err = runAPI(ctx, args, stderr)
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "rotor-demo: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
-	name := strings.TrimSpace("rotor-demo " + cmd)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errFailed):
-		return 1
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2
-	}
-	fmt.Fprintf(stderr, "%s: %v\n", name, err)
-	return 1
+	return cli.Run(ctx, "rotor-demo", usage, []cli.Command{
+		{Name: "", Run: runDemo},
+		{Name: "webapp", Run: func(ctx context.Context, args []string, _, stderr io.Writer) error {
+			return runWebapp(ctx, args, stderr)
+		}},
+		{Name: "api", Run: func(ctx context.Context, args []string, _, stderr io.Writer) error { return runAPI(ctx, args, stderr) }},
+	}, args, stdout, stderr)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/internal/cli"
 )
 
 // Events the service roles log as the "event" attribute. The demo reads
@@ -29,25 +29,23 @@ const (
 
 // roleFlags are the flags both service roles take.
 type roleFlags struct {
-	Certs     string
-	Wait      time.Duration
-	LogFormat string
+	Certs   string
+	Wait    time.Duration
+	Logging cli.LogFlags
 }
 
-func (r *roleFlags) register(fs *flag.FlagSet) {
+func (r *roleFlags) register(fs *cli.FlagSet) {
 	fs.StringVar(&r.Certs, "certs", "/var/run/rotor", "directory where rotor-agent keeps cert.pem, key.pem and bundle.pem")
 	fs.DurationVar(&r.Wait, "wait", 2*time.Minute, "how long to wait at start for the agent's first certificate")
-	fs.StringVar(&r.LogFormat, "log-format", "text", "log format: text or json")
+	r.Logging.Register(fs)
 }
 
 func (r *roleFlags) logger(w io.Writer, role string) (*slog.Logger, error) {
-	switch r.LogFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)).With("role", role), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)).With("role", role), nil
+	log, err := r.Logging.Logger(w)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, r.LogFormat)
+	return log.With("role", role), nil
 }
 
 // start does what both roles do first: make the logger, wait for the

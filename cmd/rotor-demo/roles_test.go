@@ -16,7 +16,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
-	"github.com/rotor-dev/rotor/client/clienttest"
+	"github.com/rotor-dev/rotor/internal/catest"
 )
 
 var (
@@ -27,9 +27,9 @@ var (
 
 // sourceFor issues a certificate for id from ca, writes it the way
 // rotor-agent does, and loads it as the roles do.
-func sourceFor(t *testing.T, ca *clienttest.CA, id rotor.Identity) *client.TLSSource {
+func sourceFor(t *testing.T, ca *catest.CA, id rotor.Identity) *client.TLSSource {
 	t.Helper()
-	key, err := client.GenerateKey(client.ECDSAP256)
+	key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func sourceFor(t *testing.T, ca *clienttest.CA, id rotor.Identity) *client.TLSSo
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := client.EncodeKey(key)
+	keyPEM, err := rotor.EncodePrivateKeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func serveAPI(t *testing.T, src *client.TLSSource, allow ...rotor.Identity) (*ap
 // TestCallAPI checks both sides' identity checks: the api serves only
 // default/webapp, and webapp accepts only a server proving default/api.
 func TestCallAPI(t *testing.T) {
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	sources := map[rotor.Identity]*client.TLSSource{}
 	for _, id := range []rotor.Identity{webappID, apiID, otherID} {
 		sources[id] = sourceFor(t, ca, id)
@@ -128,7 +128,7 @@ func TestCallAPI(t *testing.T) {
 // TestAPIHandlerChecksPeer checks the handler's own identity check, the
 // one that stands if the TLS configuration ever let another peer through.
 func TestAPIHandlerChecksPeer(t *testing.T) {
-	ca := clienttest.New(t, clienttest.Options{})
+	ca := catest.New(t, catest.Options{})
 	api := sourceFor(t, ca, apiID)
 	tests := []struct {
 		name string

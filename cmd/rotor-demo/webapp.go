@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,8 +28,7 @@ type webappConfig struct {
 // a second, accepts only a server proving --api-identity, and logs the
 // request and failure totals every --report.
 func runWebapp(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rotor-demo webapp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("webapp", stderr)
 	var cfg webappConfig
 	cfg.register(fs)
 	fs.StringVar(&cfg.APIURL, "api-url", "https://127.0.0.1:8443", "the api's base URL")
@@ -38,7 +36,7 @@ func runWebapp(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Rate, "rate", 10, "requests per second")
 	fs.DurationVar(&cfg.Report, "report", time.Second, "how often to log the request and failure totals")
 	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Second, "bound on one request, handshake included")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	want, err := parseIdentity(cfg.APIIdentity)

@@ -1,7 +1,8 @@
-// Package e2etest runs the module's binaries for end-to-end tests: builds
-// them, starts them with their output in a log file, stops them as an
-// operator would, and polls what they serve. It holds no state of its own,
-// so tests using it may run in parallel.
+// Package e2etest is what tests share to drive the module's binaries and to
+// read what they did: build and start them with their output in a log
+// file, stop them as an operator would, wait for the events they log, poll
+// what they serve, and replace and compare the files they read. It holds no
+// state of its own, so tests using it may run in parallel.
 package e2etest
 
 import (
@@ -9,7 +10,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,9 +23,19 @@ import (
 
 // Proc is a started binary whose stdout and stderr go to a log file.
 type Proc struct {
-	Cmd  *exec.Cmd
-	Log  string // path of the log file
-	done chan error
+	Cmd    *exec.Cmd
+	Log    string        // path of the log file
+	exited chan struct{} // closed once the process has exited
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 // Start runs bin with args, appending its output to logPath. The process
@@ -51,12 +61,12 @@ func StartEnv(t testing.TB, env []string, logPath, bin string, args ...string) *
 		f.Close()
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, Log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
+	p := &Proc{Cmd: cmd, Log: logPath, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.exited) }()
 	t.Cleanup(func() {
-		if p.Cmd.ProcessState == nil {
+		if !p.Exited() {
 			_ = p.Cmd.Process.Kill()
-			<-p.done
+			<-p.exited
 		}
 	})
 	return p
@@ -67,7 +77,7 @@ func (p *Proc) Stop(t testing.TB) int {
 	t.Helper()
 	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s did not stop on SIGTERM; log:\n%s", p.Cmd.Path, ReadFile(t, p.Log))
 	}
@@ -110,15 +120,33 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// FreeAddr is a 127.0.0.1 address nothing listens on right now.
-func FreeAddr(t testing.TB) string {
+// WaitEvent waits until the process's JSON log has a line whose
+// rotor.LogEvent attribute is event, and returns that line's attributes.
+// It fails the test if the process exits first or limit passes. Programs
+// learn what a process did from its events, never from message text.
+func (p *Proc) WaitEvent(t testing.TB, event string, limit time.Duration) map[string]any {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	var found map[string]any
+	WaitFor(t, "event "+event+" in "+p.Log, limit, func() bool {
+		if evs := Events(t, p.Log, event); len(evs) > 0 {
+			found = evs[0]
+			return true
+		}
+		if p.Exited() {
+			t.Fatalf("%s exited before %s:\n%s", p.Cmd.Path, event, ReadFile(t, p.Log))
+		}
+		return false
+	})
+	return found
+}
+
+// Events returns the attributes of every line of the JSON log at path
+// whose rotor.LogEvent attribute is event, oldest first.
+func Events(t testing.TB, path, event string) []map[string]any {
+	t.Helper()
+	l := &JSONLog{}
+	_, _ = l.Write([]byte(ReadFile(t, path)))
+	return l.Events(event)
 }
 
 // ReadFile returns a file's contents, "" if it does not exist.

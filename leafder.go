@@ -1,24 +1,19 @@
 package rotor
 
 import (
-	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"fmt"
+	"crypto/x509"
 	"math/big"
 	"time"
 )
 
-// Leaf certificates are encoded here rather than by x509.CreateCertificate
-// because CreateCertificate verifies every signature it makes: for an ECDSA
+// This file is an encoder, not policy: it writes the DER of a leaf's
+// TBSCertificate from fields the CA has already decided (ca.go) for an
+// issuer whose signature scheme trust.go picked. It exists because
+// x509.CreateCertificate verifies every signature it makes: for an ECDSA
 // issuer that verification (~70 us) costs more than the signature itself
-// (~30 us) and is a third of a whole issuance. The encoding is checked
-// byte for byte against CreateCertificate's in leaf_test.go. RSA signatures
-// are still verified, because they are cheap to verify and an RSA-CRT fault
-// in the signer would otherwise leak the issuing key.
+// (~30 us) and is a third of a whole issuance (BenchmarkSignLeaf measures
+// both). Its output is held to x509.CreateCertificate's, byte for byte, by
+// TestLeafMatchesCreateCertificate and FuzzLeafEncoder.
 
 // leafFields is what varies between leaves.
 type leafFields struct {
@@ -33,14 +28,6 @@ type leafFields struct {
 	RSASubject bool // adds keyEncipherment
 }
 
-// sigScheme is how an issuer key signs: the AlgorithmIdentifier DER that
-// certificates carry and the options passed to the signer.
-type sigScheme struct {
-	algID  []byte
-	hash   crypto.Hash // 0 for Ed25519, which signs the message itself
-	verify bool
-}
-
 var (
 	oidCommonName = []byte{0x06, 0x03, 0x55, 0x04, 0x03}
 	extKeyUsage   = []byte{0x06, 0x03, 0x55, 0x1d, 0x0f}
@@ -53,59 +40,14 @@ var (
 	ekuServerClient = []byte{0x30, 0x14,
 		0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01,
 		0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02}
-	derTrue      = []byte{0x01, 0x01, 0xff}
-	emptySeq     = []byte{0x30, 0x00}
-	versionV3    = []byte{0xa0, 0x03, 0x02, 0x01, 0x02}
-	ecdsaSHA256  = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
-	ecdsaSHA384  = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
-	rsaSHA256    = []byte{0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00}
-	ed25519AlgID = []byte{0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70}
+	derTrue   = []byte{0x01, 0x01, 0xff}
+	emptySeq  = []byte{0x30, 0x00}
+	versionV3 = []byte{0xa0, 0x03, 0x02, 0x01, 0x02}
 )
 
-// schemeFor picks the signature algorithm x509.CreateCertificate would pick
-// for the issuer's key, for the key types Rotor's signers make.
-func schemeFor(pub crypto.PublicKey) (sigScheme, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return sigScheme{algID: ecdsaSHA256, hash: crypto.SHA256}, nil
-		case elliptic.P384():
-			return sigScheme{algID: ecdsaSHA384, hash: crypto.SHA384}, nil
-		}
-	case *rsa.PublicKey:
-		return sigScheme{algID: rsaSHA256, hash: crypto.SHA256, verify: true}, nil
-	case ed25519.PublicKey:
-		return sigScheme{algID: ed25519AlgID}, nil
-	}
-	return sigScheme{}, fmt.Errorf("issuer key %T is not supported: use ECDSA P-256 or P-384, RSA or Ed25519", pub)
-}
-
-// signLeaf encodes the leaf's TBSCertificate, has the issuer sign it and
-// returns the certificate DER.
-func (iss *Issuer) signLeaf(ctx context.Context, f leafFields) ([]byte, error) {
-	tbs := iss.leafTBS(f)
-	msg, opts := tbs, crypto.SignerOpts(iss.scheme.hash)
-	if iss.scheme.hash != 0 {
-		h := iss.scheme.hash.New()
-		h.Write(tbs)
-		msg = h.Sum(nil)
-	}
-	sig, err := iss.Signer.Sign(ctx, msg, opts)
-	if err != nil {
-		return nil, err
-	}
-	bitString := append([]byte{0}, sig...)
-	cert := derSeq(tbs, iss.scheme.algID, derTLV(0x03, bitString))
-	if iss.scheme.verify {
-		if err := rsa.VerifyPKCS1v15(iss.Certificate.PublicKey.(*rsa.PublicKey), iss.scheme.hash, msg, sig); err != nil {
-			return nil, WrapError(ESignerUnavailable, err, "the issuing key returned an invalid signature")
-		}
-	}
-	return cert, nil
-}
-
-func (iss *Issuer) leafTBS(f leafFields) []byte {
+// encodeLeafTBS is the TBSCertificate of a leaf with fields f, signed by
+// issuer with the signature algorithm algID (DER AlgorithmIdentifier).
+func encodeLeafTBS(issuer *x509.Certificate, algID []byte, f leafFields) []byte {
 	keyUsage := []byte{0x03, 0x02, 0x07, 0x80} // digitalSignature
 	if f.RSASubject {
 		keyUsage = []byte{0x03, 0x02, 0x05, 0xa0} // digitalSignature, keyEncipherment
@@ -121,14 +63,14 @@ func (iss *Issuer) leafTBS(f leafFields) []byte {
 		derSeq(extExtKeyUse, derTLV(0x04, ekuServerClient)),
 		derSeq(extBasicCons, derTrue, derTLV(0x04, emptySeq)),
 		derSeq(extSubjectKID, derTLV(0x04, derTLV(0x04, f.SKI))),
-		derSeq(extAuthKID, derTLV(0x04, derSeq(derTLV(0x80, iss.Certificate.SubjectKeyId)))),
+		derSeq(extAuthKID, derTLV(0x04, derSeq(derTLV(0x80, issuer.SubjectKeyId)))),
 		derSeq(extSAN, derTLV(0x04, san)),
 	))
 	return derSeq(
 		versionV3,
 		derInteger(f.Serial),
-		iss.scheme.algID,
-		iss.Certificate.RawSubject,
+		algID,
+		issuer.RawSubject,
 		derSeq(derTime(f.NotBefore), derTime(f.NotAfter)),
 		subject,
 		f.SPKI,

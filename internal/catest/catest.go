@@ -1,23 +1,21 @@
-// Package clienttest runs a real Rotor CA in-process for tests of code that
-// talks to one: the core rotor.CA with a file-style key, the real api
-// handler and the real static-token and mTLS authenticators, served over
-// real TLS on 127.0.0.1, with a real SQLite audit store in a temporary
-// directory. It can also be made to answer as if down, so callers can test
-// their retry paths.
-package clienttest
+// Package catest runs a real Rotor CA in-process for tests of code that
+// talks to one (the client, the agent, the demo's roles): the core rotor.CA
+// with an in-memory key, the real api handler and the real static-token and
+// mTLS authenticators, served over real TLS on 127.0.0.1, with a real
+// SQLite audit store in a temporary directory. It can also be made to
+// answer as if down, so callers can test their retry paths. It lives under
+// internal so that the client's import graph holds neither the store nor
+// the API.
+package catest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -28,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/internal/testpki"
 	"github.com/rotor-dev/rotor/store"
 )
 
@@ -63,7 +62,7 @@ type CA struct {
 	Bundle *rotor.Bundle
 	Server *httptest.Server
 
-	store rotor.Store
+	store *store.Store
 	audit *recorder
 	mode  atomic.Int32
 }
@@ -81,31 +80,8 @@ func New(t testing.TB, opt Options) *CA {
 		opt.ClockSkew = 20 * time.Second
 	}
 	ctx := context.Background()
-	now := time.Now()
-	rootKey, issuerKey := NewKey(t), NewKey(t)
-	root, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Test Root", Lifetime: 24 * time.Hour, PathLen: 1, Now: now},
-		rootKey.Public(), nil, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuerCert, err := rotor.CreateCACertificate(ctx, rotor.CAParams{Name: "Test Issuer", Lifetime: 24 * time.Hour, Now: now},
-		issuerKey.Public(), root, rotor.LocalSigner{Key: rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := rotor.NewIssuer(issuerCert, nil, rotor.LocalSigner{Key: issuerKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := rotor.NewBundle([]*x509.Certificate{root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := rotor.NewTrust(issuer, bundle, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := rotor.NewTrustHolder(trust)
+	pki := testpki.New(t, testpki.Options{})
+	holder := rotor.NewTrustHolder(pki.Trust)
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "rotor.db"),
 		store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -129,13 +105,13 @@ func New(t testing.TB, opt Options) *CA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &CA{Root: root, Roots: bundle.Pool(), Bundle: bundle, store: st, audit: audit}
-	serving := servingCertificate(t, issuerCert, issuerKey)
+	c := &CA{Root: pki.Root, Roots: pki.Bundle.Pool(), Bundle: pki.Bundle, store: st, audit: audit}
+	serving := pki.ServingCert(t)
 	ts := httptest.NewUnstartedServer(c.gate(h))
 	ts.TLS = api.ServerTLSConfig(nil)
 	// httptest ignores GetCertificate when Certificates is empty: it
 	// fills in its own.
-	ts.TLS.Certificates = []tls.Certificate{*serving}
+	ts.TLS.Certificates = []tls.Certificate{serving}
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes refused on purpose
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
@@ -162,16 +138,13 @@ func (c *CA) SetMode(m Mode) { c.mode.Store(int32(m)) }
 // Issuances returns every issuance recorded so far, oldest first.
 func (c *CA) Issuances() []*rotor.Issuance { return c.audit.issuances() }
 
-// Refusals returns every refusal recorded so far, oldest first.
-func (c *CA) Refusals() []*rotor.Refusal { return c.audit.refused() }
-
 // gate applies the mode before the API sees the request.
 func (c *CA) gate(h http.Handler) http.Handler {
 	down := rotor.Errorf(rotor.EStoreUnavailable, "the test CA is down")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch Mode(c.mode.Load()) {
 		case Unavailable:
-			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Content-Type", rotor.MediaProblem)
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`{"type":"` + down.Code.ProblemType() + `","title":"Store unavailable","status":503,"detail":"` + down.Message + `"}`))
@@ -184,33 +157,4 @@ func (c *CA) gate(h http.Handler) http.Handler {
 }
 
 // NewKey makes a P-256 key or fails the test.
-func NewKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// servingCertificate issues the CA's own TLS certificate for 127.0.0.1 and
-// localhost from the issuer, as rotor-ca serve does.
-func servingCertificate(t testing.TB, issuer *x509.Certificate, issuerKey *ecdsa.PrivateKey) *tls.Certificate {
-	t.Helper()
-	key := NewKey(t)
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(23 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der, issuer.Raw}, PrivateKey: key}
-}
+func NewKey(t testing.TB) crypto.Signer { return testpki.Key(t, string(rotor.ECDSAP256)) }

@@ -1,9 +1,7 @@
-package main
+package issuer
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,15 +16,17 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// servingCert is the CA's own HTTPS certificate, issued from its current
+// ServingCert is the CA's own HTTPS certificate, issued from its current
 // issuer so that clients holding the trust bundle verify it with nothing
-// else. It is re-issued when two thirds of its life have passed or the
-// issuer has changed, on the handshake that notices.
-type servingCert struct {
-	Names    []string
+// else. It is re-issued at rotor.RenewShare of its life or when the issuer
+// has changed, on the handshake that notices. Safe for concurrent use.
+type ServingCert struct {
+	Names    []string // DNS names and IP addresses; the first is the CN
 	Trust    rotor.TrustSource
 	Lifetime time.Duration
 	Log      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 
 	mu       sync.Mutex
 	cert     *tls.Certificate
@@ -34,31 +34,37 @@ type servingCert struct {
 	issuerID string
 }
 
+func (s *ServingCert) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
 // GetCertificate implements tls.Config.GetCertificate.
-func (s *servingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (s *ServingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	issuer := s.Trust.Trust().Issuer
-	if s.cert != nil && time.Now().Before(s.renewAt) && s.issuerID == issuer.KeyID {
+	issuer, now := s.Trust.Trust().Issuer, s.now()
+	if s.cert != nil && now.Before(s.renewAt) && s.issuerID == issuer.KeyID {
 		return s.cert, nil
 	}
-	cert, err := s.issue(issuer)
+	cert, err := s.issue(issuer, now)
 	if err != nil {
-		if s.cert != nil && time.Now().Before(s.cert.Leaf.NotAfter) {
+		if s.cert != nil && now.Before(s.cert.Leaf.NotAfter) {
 			s.Log.Error("re-issuing the serving certificate failed; keeping the current one", "error", err)
 			return s.cert, nil
 		}
 		return nil, err
 	}
 	s.cert, s.issuerID = cert, issuer.KeyID
-	life := cert.Leaf.NotAfter.Sub(time.Now())
-	s.renewAt = time.Now().Add(life * 2 / 3)
+	s.renewAt = rotor.RenewalTime(now, cert.Leaf.NotAfter)
 	s.Log.Info("issued the CA's serving certificate", "names", s.Names, "not_after", cert.Leaf.NotAfter)
 	return cert, nil
 }
 
-func (s *servingCert) issue(issuer *rotor.Issuer) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func (s *ServingCert) issue(issuer *rotor.Issuer, now time.Time) (*tls.Certificate, error) {
+	key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate key: %w", err)
 	}
@@ -66,7 +72,7 @@ func (s *servingCert) issue(issuer *rotor.Issuer) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate serial: %w", err)
 	}
-	now := time.Now().UTC()
+	now = now.UTC()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: s.Names[0], Organization: []string{"Rotor"}},
@@ -102,8 +108,8 @@ func (s *servingCert) issue(issuer *rotor.Issuer) (*tls.Certificate, error) {
 	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// fileServingCert loads --tls-cert/--tls-key once.
-func fileServingCert(certFile, keyFile string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+// FileServingCert loads a serving certificate and key from files once.
+func FileServingCert(certFile, keyFile string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)

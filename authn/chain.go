@@ -1,0 +1,70 @@
+package authn
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// ChainConfig says which authenticators a CA runs. Each is on when its
+// field is set.
+type ChainConfig struct {
+	// MTLS accepts a still-valid certificate from Trust, presented as TLS
+	// client certificate, as its identity in TrustDomain.
+	MTLS        bool
+	Trust       rotor.TrustSource
+	TrustDomain string
+	// Tokens, if set, accepts static tokens kept there.
+	Tokens rotor.TokenStore
+	// JWT, if set, verifies service-account JWTs offline.
+	JWT *JWTConfig
+	// TokenReview, if set, asks the Kubernetes API about bearer tokens.
+	TokenReview *TokenReviewConfig
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// NewChain builds the authenticators in the order a CA tries them, with
+// their names: the client certificate first (renewal needs no token round
+// trip), then static tokens (one indexed read), then offline JWTs, then
+// TokenReview (a call to the API server). A chain with nothing in it is
+// refused: nothing could ever get a certificate.
+func NewChain(cfg ChainConfig) (rotor.Authenticators, []string, error) {
+	var (
+		chain rotor.Authenticators
+		names []string
+	)
+	if cfg.MTLS {
+		chain, names = append(chain, NewMTLS(cfg.Trust, cfg.TrustDomain, cfg.Now)), append(names, NameMTLS)
+	}
+	if cfg.Tokens != nil {
+		chain, names = append(chain, NewStaticTokens(cfg.Tokens)), append(names, NameToken)
+	}
+	if cfg.JWT != nil {
+		jc := *cfg.JWT
+		jc.Logger, jc.Now = orDefault(jc.Logger, cfg.Logger), cfg.Now
+		jwt, err := NewJWT(jc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service-account JWT authenticator: %w", err)
+		}
+		chain, names = append(chain, jwt), append(names, NameJWT)
+	}
+	if cfg.TokenReview != nil {
+		tc := *cfg.TokenReview
+		tc.Logger = orDefault(tc.Logger, cfg.Logger)
+		if tc.Now == nil {
+			tc.Now = cfg.Now
+		}
+		tr, err := NewTokenReview(tc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TokenReview authenticator: %w", err)
+		}
+		chain, names = append(chain, tr), append(names, NameTokenReview)
+	}
+	if len(chain) == 0 {
+		return nil, nil, fmt.Errorf("every authenticator is off: nothing could ever get a certificate")
+	}
+	return chain, names, nil
+}
