@@ -19,10 +19,10 @@ import (
 
 // certTTL is short enough to watch several renewals in seconds: the agent
 // renews about two thirds in.
-const certTTL = 6 * time.Second
+const certTTL = 3 * time.Second
 
 // TestEndToEnd drives the real binaries as an operator would: rotor-ca on
-// its embedded default (SQLite, file keys) with six-second certificates,
+// its embedded default (SQLite, file keys) with three-second certificates,
 // and rotor-agent beside a pretend workload. It checks three renewals or
 // more with the hook run once for each, a CA outage longer than a renewal
 // interval that leaves the old pair on disk untouched, recovery when the
@@ -31,8 +31,8 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs binaries; skipped with -short")
 	}
-	bin := t.TempDir()
-	caBin, agentBin := e2etest.Build(t, bin, "./cmd/rotor-ca"), e2etest.Build(t, bin, "./cmd/rotor-agent")
+	bins := e2etest.Build(t, t.TempDir(), "./cmd/rotor-ca", "./cmd/rotor-agent")
+	caBin, agentBin := bins[0], bins[1]
 	work := t.TempDir()
 	data, out := filepath.Join(work, "ca"), filepath.Join(work, "out")
 	caArgs := []string{"serve", "--data-dir", data, "--log-format", "json", "--cert-ttl", certTTL.String()}

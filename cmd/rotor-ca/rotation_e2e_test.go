@@ -40,7 +40,7 @@ func TestRootRotation(t *testing.T) {
 	copyFile(t, filepath.Join(caA, issuer.ConfigFile), conf)
 	copyFile(t, filepath.Join(caA, issuer.BundleFile), bundle)
 	ca := serveCA(t, nil, bundle, "--data-dir", data, "--issuer-config", conf, "--trust-bundle", bundle,
-		"--cert-ttl", "6s", "--reload-interval", "0")
+		"--cert-ttl", "3s", "--reload-interval", "0")
 
 	server, clientID := rotor.Identity{Namespace: "mesh", ServiceAccount: "server"}, rotor.Identity{Namespace: "mesh", ServiceAccount: "client"}
 	dirs := map[rotor.Identity]string{}

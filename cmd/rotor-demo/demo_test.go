@@ -13,16 +13,17 @@ import (
 	"time"
 )
 
-// TestDemo runs the demo as a newcomer would, with six-second certificates
-// for twenty seconds, so each service rotates several times under load, and
-// checks its summary: no failed request, at least two rotations on each
-// side, and each side's handshakes saw the other's new certificates.
+// TestDemo runs the demo as a newcomer would, with three-second
+// certificates for ten seconds, so each service rotates several times under
+// load, and checks its summary: no failed request, at least two rotations
+// on each side, and each side's handshakes saw the other's new
+// certificates.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs rotor-ca, two agents and two services for 20s; skipped with -short")
+		t.Skip("runs rotor-ca, two agents and two services for 10s; skipped with -short")
 	}
-	bin := buildAll(t)
-	out, code := runDemoBinary(t, filepath.Join(bin, "rotor-demo"), "--duration", "20s", "--cert-ttl", "6s")
+	t.Parallel()
+	out, code := runDemoBinary(t, filepath.Join(binDir, "rotor-demo"), "--duration", "10s", "--cert-ttl", "3s")
 	if code != 0 {
 		t.Fatalf("rotor-demo exited with %d", code)
 	}
@@ -31,7 +32,7 @@ func TestDemo(t *testing.T) {
 		key string
 		min int
 	}{
-		{"requests", 100}, // ten a second for twenty seconds, with room for a slow start
+		{"requests", 50}, // ten a second for ten seconds, with room for a slow start
 		{"rotations_webapp", 2},
 		{"rotations_api", 2},
 		{"peer_certs_seen_by_webapp", 3},
@@ -52,32 +53,40 @@ func TestDemo(t *testing.T) {
 // so and fail.
 func TestDemoReportsDeadProcess(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs rotor-ca; skipped with -short")
+		t.Skip("runs rotor-ca; skipped with -short")
 	}
-	bin := buildAll(t)
+	t.Parallel()
+	bin := binDir
 	wrong := t.TempDir()
 	for name, target := range map[string]string{"rotor-ca": "rotor-ca", "rotor-agent": "rotor-ca"} {
 		if err := os.Symlink(filepath.Join(bin, target), filepath.Join(wrong, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, code := runDemoBinary(t, filepath.Join(bin, "rotor-demo"), "--bin-dir", wrong, "--duration", "20s", "--cert-ttl", "6s")
+	out, code := runDemoBinary(t, filepath.Join(bin, "rotor-demo"), "--bin-dir", wrong, "--duration", "10s", "--cert-ttl", "3s")
 	if got := lastLineKV(t, out); code != 1 || got["result"] != "fail" {
 		t.Errorf("exit %d, result=%s; want 1, fail", code, got["result"])
 	}
 }
 
-// buildAll builds the three binaries side by side, so the demo uses them
-// rather than building its own.
-func buildAll(t *testing.T) string {
-	t.Helper()
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
+// binDir holds the three binaries side by side, built once by TestMain, so
+// the demo uses them rather than building its own.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotor-demo-test")
+	if err != nil {
+		panic(err)
+	}
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
 	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		panic("go build: " + err.Error() + "\n" + string(out))
 	}
-	return bin
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // runDemoBinary runs the demo binary and returns its standard output and exit

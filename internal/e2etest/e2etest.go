@@ -84,19 +84,23 @@ func (p *Proc) Stop(t testing.TB) int {
 	return p.Cmd.ProcessState.ExitCode()
 }
 
-// Build compiles the module's command pkg (e.g. "./cmd/rotor-ca") into dir
-// and returns the binary's path.
-func Build(t testing.TB, dir, pkg string) string {
+// Build compiles the module's command packages (e.g. "./cmd/rotor-ca") into
+// dir with one go build, so they link in parallel, and returns the
+// binaries' paths in the same order.
+func Build(t testing.TB, dir string, pkgs ...string) []string {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, b)
+	}
+	out := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = filepath.Join(dir, filepath.Base(p))
 	}
 	return out
 }
