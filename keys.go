@@ -91,6 +91,13 @@ func KeyTypeOf(pub crypto.PublicKey) (KeyType, bool) {
 	return "", false
 }
 
+// SamePublicKey reports whether a and b are the same public key, of any
+// type crypto/x509 parses.
+func SamePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
 // SignatureHash is the hash a key of pub's kind signs certificates with,
 // the one x509.CreateCertificate picks: SHA-256 for P-256 and RSA, SHA-384
 // for P-384, and 0 for Ed25519, which signs the message itself. Every

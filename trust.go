@@ -2,7 +2,6 @@ package rotor
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -37,8 +36,7 @@ func NewIssuer(cert *x509.Certificate, intermediates []*x509.Certificate, signer
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("issuer certificate %q is not a CA certificate with keyCertSign", cert.Subject)
 	}
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
+	if !SamePublicKey(signer.Public(), cert.PublicKey) {
 		return nil, fmt.Errorf("issuer certificate %q does not match the signer's public key", cert.Subject)
 	}
 	if len(cert.SubjectKeyId) == 0 {

@@ -109,8 +109,7 @@ func issued(b *rotor.IssuedCertificate, pub crypto.PublicKey) (*Issued, error) {
 			return nil, rotor.WrapError(rotor.EInternal, err, "CA answered an unparsable chain")
 		}
 	}
-	k, ok := leaf[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !k.Equal(pub) {
+	if !rotor.SamePublicKey(leaf[0].PublicKey, pub) {
 		return nil, rotor.Errorf(rotor.EInternal, "CA answered certificate %s for a key other than the CSR's", b.Serial)
 	}
 	all := append(leaf[:1:1], chain...)

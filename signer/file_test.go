@@ -96,7 +96,7 @@ func TestOpenFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			if !publicKeysEqual(s.Public(), tt.want) {
+			if !rotor.SamePublicKey(s.Public(), tt.want) {
 				t.Fatalf("Open gave public key %T, not the file's", s.Public())
 			}
 			selfSigned(t, s)
@@ -148,7 +148,7 @@ func TestGenerateFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open the generated key: %v", err)
 			}
-			if !publicKeysEqual(reopened.Public(), s.Public()) {
+			if !rotor.SamePublicKey(reopened.Public(), s.Public()) {
 				t.Fatal("reopened key differs from the generated one")
 			}
 			selfSigned(t, reopened)

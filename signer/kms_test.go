@@ -50,7 +50,7 @@ func TestKMSSign(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, cfg, pub := startKMS(t, tt.curve)
 			s := openKMSSigner(t, cfg)
-			if !publicKeysEqual(s.Public(), pub) {
+			if !rotor.SamePublicKey(s.Public(), pub) {
 				t.Fatal("Open fetched another public key than the KMS holds")
 			}
 			selfSigned(t, s)

@@ -173,7 +173,7 @@ func (s *pkcs11Signer) reopenLoop(broken *pkcs11Conn, wait time.Duration) {
 			return
 		}
 		conn, err := connectPKCS11(s.cfg)
-		if err == nil && !publicKeysEqual(s.pub, conn.key.Public()) {
+		if err == nil && !rotor.SamePublicKey(s.pub, conn.key.Public()) {
 			conn.ctx.Close()
 			conn, err = nil, fmt.Errorf("signer pkcs11: key %q on token %q is not the key opened at start: %w", s.cfg.KeyLabel, s.cfg.TokenLabel, ErrKeyMismatch)
 		}

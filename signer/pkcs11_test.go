@@ -82,7 +82,7 @@ func TestPKCS11Generate(t *testing.T) {
 				t.Fatal(err)
 			}
 			reopened := closeOnCleanup(t, must(Open(context.Background(), cfg)))
-			if !publicKeysEqual(reopened.Public(), s.Public()) {
+			if !rotor.SamePublicKey(reopened.Public(), s.Public()) {
 				t.Fatal("Open found another key than Generate made")
 			}
 			selfSigned(t, reopened)

@@ -178,7 +178,7 @@ var ErrPermanent = errors.New("signer backend refused permanently")
 // so a CA never starts (or reloads) with an issuer certificate whose key it
 // cannot sign for.
 func CheckCertificate(s rotor.Signer, cert *x509.Certificate) error {
-	if !publicKeysEqual(s.Public(), cert.PublicKey) {
+	if !rotor.SamePublicKey(s.Public(), cert.PublicKey) {
 		return fmt.Errorf("check issuer certificate %q (serial %s): %w", cert.Subject, cert.SerialNumber, ErrKeyMismatch)
 	}
 	return nil
@@ -192,10 +192,4 @@ func checkKey(pub crypto.PublicKey) error {
 	}
 	_, err := rotor.SignatureHash(pub)
 	return err
-}
-
-// publicKeysEqual compares two public keys of any supported type.
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }
