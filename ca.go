@@ -21,26 +21,44 @@ type CAConfig struct {
 	Audit         AuditLog
 	// Limiter, if set, caps issuances per identity.
 	Limiter *Limiter
-	Logger  *slog.Logger
-	Now     func() time.Time
-	Rand    io.Reader
+	// SourceLimiter, if set, caps failed authentications per remote host:
+	// a source past it is refused with ERateLimited before any
+	// authenticator runs, so a flood of bad credentials costs no lookups.
+	SourceLimiter *Limiter
+	// MaxInFlight caps the issuances being checked, signed and committed at
+	// once; beyond it a request is refused at once with EOverloaded rather
+	// than queued. Zero means no cap.
+	MaxInFlight int
+	// RefusalBudget bounds the refusal rows of unauthenticated sources;
+	// the zero value records every refusal as its own row.
+	RefusalBudget RefusalBudget
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Rand          io.Reader
 }
 
 // CA is the issuing logic: authenticate, check, sign, record, in that order.
-// It is safe for concurrent use and keeps no state of its own beyond the
-// rate limiter: replicas sharing one store are interchangeable.
+// It is safe for concurrent use and keeps no state of its own beyond rate
+// limits, the in-flight count and pending refusal summaries: replicas
+// sharing one store are interchangeable.
 type CA struct {
-	cfg CAConfig
-	log *slog.Logger
+	cfg      CAConfig
+	log      *slog.Logger
+	refusals *refusalLog
+	inFlight chan struct{} // nil: no cap
 }
 
-// NewCA validates cfg and returns a CA.
+// NewCA validates cfg and returns a CA. Close it to commit pending refusal
+// summaries.
 func NewCA(cfg CAConfig) (*CA, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("ca policy: %w", err)
 	}
 	if cfg.Trust == nil || cfg.Authenticator == nil || cfg.Audit == nil {
 		return nil, fmt.Errorf("ca: trust, authenticator and audit log are required")
+	}
+	if cfg.MaxInFlight < 0 || cfg.RefusalBudget.Rows > 0 && cfg.RefusalBudget.Interval <= 0 {
+		return nil, fmt.Errorf("ca: the in-flight cap must not be negative, and a refusal budget needs an interval")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -51,8 +69,17 @@ func NewCA(cfg CAConfig) (*CA, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &CA{cfg: cfg, log: cfg.Logger}, nil
+	ca := &CA{cfg: cfg, log: cfg.Logger,
+		refusals: &refusalLog{budget: cfg.RefusalBudget, audit: cfg.Audit, log: cfg.Logger}}
+	if cfg.MaxInFlight > 0 {
+		ca.inFlight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	return ca, nil
 }
+
+// Close commits the refusal summaries not yet written. Call it before
+// closing the audit store.
+func (ca *CA) Close() { ca.refusals.close() }
 
 // Policy returns the CA's policy.
 func (ca *CA) Policy() Policy { return ca.cfg.Policy }
@@ -66,24 +93,71 @@ type IssueRequest struct {
 	BundleFingerprint string
 }
 
-// Issue authenticates the request, checks its CSR against the policy, signs a
-// leaf and commits its audit row, and only then returns it with the issuer
-// that signed it. Every refusal is recorded too. Errors are *Error values.
+// Issue authenticates the request, then issues for the caller (IssueFor).
+// Every refusal is recorded. Errors are *Error values.
 func (ca *CA) Issue(ctx context.Context, req IssueRequest) (*Issuance, *Issuer, error) {
-	caller, err := ca.cfg.Authenticator.Authenticate(ctx, req.Credentials)
+	caller, err := ca.Authenticate(ctx, req.Credentials)
 	if err != nil {
-		return nil, nil, ca.refuse(ctx, req, Caller{}, err)
+		return nil, nil, err
+	}
+	return ca.IssueFor(ctx, caller, req)
+}
+
+// Authenticate turns credentials into a caller, recording a refusal when
+// it cannot. Transports call it as soon as they have the credentials (the
+// HTTP headers), before they read a request body, so an unauthenticated
+// client never makes the CA buffer one.
+func (ca *CA) Authenticate(ctx context.Context, cred Credentials) (Caller, error) {
+	src := SourceOf(cred.RemoteAddr)
+	if l := ca.cfg.SourceLimiter; l != nil {
+		if ok, wait := l.Peek(src); !ok {
+			return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, &Error{Code: ERateLimited,
+				Message: "too many failed authentications from this address; retry later", RetryAfter: wait})
+		}
+	}
+	caller, err := ca.cfg.Authenticator.Authenticate(ctx, cred)
+	if err != nil {
+		if l := ca.cfg.SourceLimiter; l != nil && !ErrorCodeOf(err).Retryable() {
+			l.Take(src) // outages are not the source's fault
+		}
+		return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, err)
+	}
+	return caller, nil
+}
+
+// IssueFor checks req's CSR against the policy for caller (who came from
+// Authenticate), signs a leaf and commits its audit row, and only then
+// returns it with the issuer that signed it. Every refusal is recorded.
+func (ca *CA) IssueFor(ctx context.Context, caller Caller, req IssueRequest) (*Issuance, *Issuer, error) {
+	if ca.inFlight != nil {
+		select {
+		case ca.inFlight <- struct{}{}:
+			defer func() { <-ca.inFlight }()
+		default:
+			return nil, nil, ca.refuse(ctx, req.Credentials.RemoteAddr, caller,
+				Errorf(EOverloaded, "the CA is at its limit of %d issuances in flight; retry shortly", cap(ca.inFlight)))
+		}
 	}
 	iss, issuer, err := ca.issue(ctx, req, caller)
 	if err != nil {
-		return nil, nil, ca.refuse(ctx, req, caller, err)
+		return nil, nil, ca.refuse(ctx, req.Credentials.RemoteAddr, caller, err)
 	}
 	return iss, issuer, nil
 }
 
+// Refuse records a refusal a transport decided on its own (a body too
+// large, a malformed request) for caller (zero if not authenticated), and
+// returns cause. Its code must be one a client can be answered with.
+func (ca *CA) Refuse(ctx context.Context, remoteAddr string, caller Caller, cause error) error {
+	return ca.refuse(ctx, remoteAddr, caller, cause)
+}
+
 func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issuance, *Issuer, error) {
-	if ca.cfg.Limiter != nil && !ca.cfg.Limiter.Allow(caller.Identity.String()) {
-		return nil, nil, Errorf(ERateLimited, "too many certificates for %s; retry later", caller.Identity)
+	if l := ca.cfg.Limiter; l != nil {
+		if ok, wait := l.Take(caller.Identity.String()); !ok {
+			return nil, nil, &Error{Code: ERateLimited, RetryAfter: wait,
+				Message: fmt.Sprintf("too many certificates for %s; retry later", caller.Identity)}
+		}
 	}
 	checked, err := ca.cfg.Policy.CheckCSR(req.CSR, caller.Identity)
 	if err != nil {
@@ -165,7 +239,7 @@ func (ca *CA) serial() (*big.Int, error) {
 // refuse records a refusal and returns the refusal's error. A refusal the
 // store cannot record is logged and still answered with its own reason: the
 // caller needs to hear why, and no certificate left the server.
-func (ca *CA) refuse(ctx context.Context, req IssueRequest, caller Caller, cause error) error {
+func (ca *CA) refuse(ctx context.Context, remoteAddr string, caller Caller, cause error) error {
 	code := ErrorCodeOf(cause)
 	r := &Refusal{
 		Time:          ca.cfg.Now().UTC(),
@@ -173,16 +247,22 @@ func (ca *CA) refuse(ctx context.Context, req IssueRequest, caller Caller, cause
 		Detail:        ErrorMessageOf(cause),
 		Identity:      caller.Identity,
 		Authenticator: caller.Authenticator,
-		RemoteAddr:    req.Credentials.RemoteAddr,
+		RemoteAddr:    remoteAddr,
 	}
 	level := slog.LevelInfo
-	if code.Retryable() {
+	switch {
+	case code == ERateLimited || code == EOverloaded:
+		level = slog.LevelDebug // a flood must not flood the log either
+	case code.Retryable():
 		level = slog.LevelError
 	}
 	ca.log.Log(ctx, level, "refused certificate request", LogEvent, EventRefused, "reason", code,
-		"identity", caller.Identity.String(),
-		"remote_addr", r.RemoteAddr, "error", cause)
-	if err := ca.cfg.Audit.RecordRefusal(ctx, r); err != nil {
+		"identity", caller.Identity.String(), "remote_addr", remoteAddr, "error", cause)
+	// A client that hung up is still refused on the record: the row does
+	// not wait on the caller's context.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := ca.refusals.record(rctx, r); err != nil {
 		ca.log.Error("could not record refusal", "reason", code, "error", err)
 	}
 	return cause

@@ -26,6 +26,7 @@ const (
 	ETooLarge          ErrorCode = "too-large"
 	EUnsupportedMedia  ErrorCode = "unsupported-media-type"
 	ERateLimited       ErrorCode = "rate-limited"
+	EOverloaded        ErrorCode = "overloaded" // issuances in flight at the CA's cap
 	EStoreUnavailable  ErrorCode = "store-unavailable"
 	ESignerUnavailable ErrorCode = "signer-unavailable"
 	EAuthUnavailable   ErrorCode = "authenticator-unavailable" // e.g. TokenReview or JWKS unreachable
@@ -63,6 +64,7 @@ var codeTable = map[ErrorCode]codeInfo{
 	ETooLarge:          {413, "Request too large", 0, false},
 	EUnsupportedMedia:  {415, "Unsupported media type", 0, false},
 	ERateLimited:       {429, "Rate limited", 2 * time.Second, true},
+	EOverloaded:        {503, "Overloaded", time.Second, true},
 	EStoreUnavailable:  {503, "Store unavailable", 5 * time.Second, true},
 	ESignerUnavailable: {503, "Signer unavailable", 5 * time.Second, true},
 	EAuthUnavailable:   {503, "Authenticator unavailable", 5 * time.Second, true},
@@ -73,7 +75,7 @@ var codeTable = map[ErrorCode]codeInfo{
 
 // ErrorCodes lists every code, for tables that must cover them all.
 var ErrorCodes = []ErrorCode{EInvalid, EBadCSR, EUnauthenticated, EForbidden, ENotFound, EMethodNotAllowed,
-	ETooLarge, EUnsupportedMedia, ERateLimited, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable,
+	ETooLarge, EUnsupportedMedia, ERateLimited, EOverloaded, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable,
 	EInternal, ECAUnreachable, ECAUntrusted}
 
 // info is c's row; an unknown code reads as EInternal's, so it can never
@@ -146,6 +148,22 @@ type Error struct {
 	Code    ErrorCode
 	Message string
 	Err     error
+	// RetryAfter, when set, replaces the code's own Retry-After: a rate
+	// limiter knows when its next token comes.
+	RetryAfter time.Duration
+}
+
+// RetryAfterOf is how long a client should wait before retrying err: the
+// first *Error's own RetryAfter, else its code's, zero for none.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if !errors.As(err, &e) {
+		return 0
+	}
+	if e.RetryAfter > 0 {
+		return e.RetryAfter
+	}
+	return e.Code.RetryAfter()
 }
 
 func (e *Error) Error() string {

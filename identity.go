@@ -18,20 +18,32 @@ type Identity struct {
 	ServiceAccount string `json:"service_account"`
 }
 
+// Kubernetes' own name rules (k8s.io/apimachinery/pkg/util/validation),
+// the one place every authenticator and `rotor-ca token create` check
+// names against: a name Kubernetes would refuse never reaches a SAN.
 var (
-	// DNS-1123 label: the namespace rule in Kubernetes.
-	labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	// DNS-1123 subdomain: the service-account rule in Kubernetes.
-	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	// DNS-1123 label, at most 63 characters: the namespace rule.
+	labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// DNS-1123 subdomain, at most 253 characters: dot-separated labels,
+	// the service-account rule. "a..b" and "a.-b" are not subdomains.
+	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
+
+const (
+	maxLabel     = 63
+	maxSubdomain = 253
+)
+
+func isLabel(s string) bool     { return len(s) <= maxLabel && labelRE.MatchString(s) }
+func isSubdomain(s string) bool { return len(s) <= maxSubdomain && subdomainRE.MatchString(s) }
 
 // Validate reports whether both parts are valid Kubernetes names, so that
 // they can be embedded in DNS and SPIFFE names without escaping.
 func (id Identity) Validate() error {
-	if !labelRE.MatchString(id.Namespace) {
+	if !isLabel(id.Namespace) {
 		return Errorf(EInvalid, "namespace %q is not a DNS-1123 label", id.Namespace)
 	}
-	if !subdomainRE.MatchString(id.ServiceAccount) {
+	if !isSubdomain(id.ServiceAccount) {
 		return Errorf(EInvalid, "service account %q is not a DNS-1123 subdomain", id.ServiceAccount)
 	}
 	return nil
@@ -79,7 +91,7 @@ func IdentityFromSPIFFEID(u *url.URL, trustDomain string) (Identity, error) {
 
 // ValidateTrustDomain checks that a trust domain is a lowercase DNS name.
 func ValidateTrustDomain(td string) error {
-	if len(td) == 0 || len(td) > 253 || !subdomainRE.MatchString(td) {
+	if !isSubdomain(td) {
 		return Errorf(EInvalid, "trust domain %q is not a lowercase DNS name", td)
 	}
 	return nil

@@ -2,6 +2,7 @@ package rotor_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/rotor-dev/rotor"
@@ -60,6 +61,15 @@ func TestIdentityValidate(t *testing.T) {
 		{rotor.Identity{Namespace: "default", ServiceAccount: "Web"}, false},
 		{rotor.Identity{Namespace: "default", ServiceAccount: "-web"}, false},
 		{rotor.Identity{Namespace: "default", ServiceAccount: "we/b"}, false},
+		// Kubernetes refuses these, so Rotor does: an empty DNS label in a SAN.
+		{rotor.Identity{Namespace: "default", ServiceAccount: "a..b"}, false},
+		{rotor.Identity{Namespace: "default", ServiceAccount: "a.-b"}, false},
+		{rotor.Identity{Namespace: "default", ServiceAccount: "a-.b"}, false},
+		{rotor.Identity{Namespace: "default", ServiceAccount: "a."}, false},
+		{rotor.Identity{Namespace: strings.Repeat("n", 63), ServiceAccount: "webapp"}, true},
+		{rotor.Identity{Namespace: strings.Repeat("n", 64), ServiceAccount: "webapp"}, false},
+		{rotor.Identity{Namespace: "default", ServiceAccount: strings.Repeat("a.", 126) + "a"}, true},
+		{rotor.Identity{Namespace: "default", ServiceAccount: strings.Repeat("a.", 126) + "ab"}, false},
 	}
 	for _, tt := range tests {
 		if err := tt.id.Validate(); (err == nil) != tt.ok {

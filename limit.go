@@ -5,9 +5,11 @@ import (
 	"time"
 )
 
-// Limiter is a token bucket per key: Rate issuances a second with bursts of
-// Burst. It protects the signer and store from one identity gone wild
-// (a crash-looping workload) without affecting the others.
+// Limiter is a token bucket per key: Rate tokens a second with bursts of
+// Burst. Keyed by identity it protects the signer and store from one
+// identity gone wild (a crash-looping workload) without affecting the
+// others; keyed by remote address it stops one source from flooding the
+// CA with requests that fail authentication. Safe for concurrent use.
 type Limiter struct {
 	Rate  float64
 	Burst int
@@ -23,8 +25,15 @@ type bucket struct {
 	last   time.Time
 }
 
-// Allow takes one token for key, reporting whether one was there.
-func (l *Limiter) Allow(key string) bool {
+// Take takes one token for key. When there is none it reports false and
+// how long until one will be there.
+func (l *Limiter) Take(key string) (bool, time.Duration) { return l.use(key, true) }
+
+// Peek reports whether key has a token, and if not how long until it will,
+// without taking one.
+func (l *Limiter) Peek(key string) (bool, time.Duration) { return l.use(key, false) }
+
+func (l *Limiter) use(key string, take bool) (bool, time.Duration) {
 	now := time.Now()
 	if l.Now != nil {
 		now = l.Now()
@@ -46,10 +55,12 @@ func (l *Limiter) Allow(key string) bool {
 	b.tokens = min(float64(l.Burst), b.tokens+now.Sub(b.last).Seconds()*l.Rate)
 	b.last = now
 	if b.tokens < 1 {
-		return false
+		return false, time.Duration((1 - b.tokens) / l.Rate * float64(time.Second))
 	}
-	b.tokens--
-	return true
+	if take {
+		b.tokens--
+	}
+	return true, 0
 }
 
 // sweep forgets buckets that have refilled, so the map holds only keys that

@@ -41,12 +41,14 @@ type Refusal struct {
 
 // AuditLog records decisions durably.
 //
-// Both methods are safe for concurrent use and return only once the record is
-// committed (implementations may commit concurrent records together). They
-// return an *Error with EStoreUnavailable when the store cannot commit.
+// The methods are safe for concurrent use and return only once the record
+// is committed (implementations may commit concurrent records together).
+// They return an *Error with EStoreUnavailable when the store cannot
+// commit.
 type AuditLog interface {
 	RecordIssuance(ctx context.Context, iss *Issuance) error
 	RecordRefusal(ctx context.Context, r *Refusal) error
+	RecordRefusalSummary(ctx context.Context, s *RefusalSummary) error
 }
 
 // IssuanceFinder looks issuances up. Issuance returns ENotFound for an unknown

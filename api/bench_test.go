@@ -1,10 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
@@ -39,6 +44,66 @@ func BenchmarkIssue(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issued/s")
+		})
+	}
+}
+
+// BenchmarkIssueUnderFlood is BenchmarkIssue's good callers from 127.0.0.1,
+// quiet and then while 16 connections from 127.0.0.2 send bad tokens as
+// fast as they can, with the per-source limiter and refusal budget on as
+// rotor-ca serve sets them. It reports the good callers' p99, so the two
+// runs compare in one go:
+//
+//	go test ./api/ -run '^$' -bench BenchmarkIssueUnderFlood -benchtime 10s
+func BenchmarkIssueUnderFlood(b *testing.B) {
+	for _, flood := range []bool{false, true} {
+		name := map[bool]string{false: "quiet", true: "flood"}[flood]
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, sqliteURL(b), envConfig{sourceLimiter: &rotor.Limiter{Rate: 1, Burst: 20},
+				budget: rotor.DefaultRefusalBudget})
+			csr := testpki.CSR(b, testpki.Key(b, "ecdsa-p256"), nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var flooded atomic.Int64
+			if flood {
+				bad := fromAddr(e, "127.0.0.2")
+				for range 16 {
+					go func() {
+						for ctx.Err() == nil {
+							if _, err := post(bad, e.URL, rotor.TokenPrefix+"flood", nil); err == nil {
+								flooded.Add(1)
+							}
+						}
+					}()
+				}
+			}
+			good := fromAddr(e, "127.0.0.1")
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					start := time.Now()
+					status, err := post(good, e.URL, e.token, csr)
+					if err != nil || status != http.StatusCreated {
+						b.Errorf("good caller: status %d: %v", status, err)
+						return
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issued/s")
+			b.ReportMetric(float64(flooded.Load())/b.Elapsed().Seconds(), "flood-req/s")
 		})
 	}
 }

@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -16,20 +13,31 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// issueCertificate handles POST /v1/certificates. It counts the outcome
-// here, where the answer is decided, so transport refusals (415, 413) are
-// counted alongside the core's.
+// issueCertificate handles POST /v1/certificates: authenticate from the
+// headers, then read and check the body, then issue. Every refusal, the
+// transport's own (415, 413, a malformed body) included, is recorded by the
+// CA and counted here, where the answer is decided.
 func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
-	req, err := s.readIssueRequest(w, r)
+	ca := s.cfg.CA
+	cred, err := credentials(r)
 	if err != nil {
-		s.metrics.refused(rotor.ErrorCodeOf(err))
-		s.problem.write(w, r, err)
+		s.refuse(w, r, ca.Refuse(r.Context(), r.RemoteAddr, rotor.Caller{}, err))
 		return
 	}
-	iss, issuer, err := s.cfg.CA.Issue(r.Context(), req)
+	caller, err := ca.Authenticate(r.Context(), cred)
 	if err != nil {
-		s.metrics.refused(rotor.ErrorCodeOf(err))
-		s.problem.write(w, r, err)
+		s.refuse(w, r, err)
+		return
+	}
+	req, err := s.readIssueRequest(w, r)
+	if err != nil {
+		s.refuse(w, r, ca.Refuse(r.Context(), r.RemoteAddr, caller, err))
+		return
+	}
+	req.Credentials = cred
+	iss, issuer, err := ca.IssueFor(r.Context(), caller, req)
+	if err != nil {
+		s.refuse(w, r, err)
 		return
 	}
 	s.metrics.issued()
@@ -44,6 +52,18 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.trustDomain))
+}
+
+// refuse counts and answers a refusal the CA has recorded. A body the
+// request may still have is not read: the connection closes right after
+// the answer, so a refused client cannot make the server wait to drain it.
+func (s *server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	s.metrics.refused(rotor.ErrorCodeOf(err))
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+		defer func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }()
+	}
+	s.problem.write(w, r, err)
 }
 
 // wantsPEM reports whether the client asked for the PEM chain and not for
@@ -67,99 +87,13 @@ func wantsPEM(accept []string) bool {
 	return pemOK
 }
 
-// readIssueRequest turns the HTTP request into the core's IssueRequest. It
-// only unwraps the CSR's PEM armour: parsing and checking the CSR happen
-// once, in rotor.Policy.CheckCSR, after the caller is authenticated.
-func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor.IssueRequest, error) {
-	var req rotor.IssueRequest
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mediaType != rotor.MediaJSON && mediaType != rotor.MediaPKCS10) {
-		return req, rotor.Errorf(rotor.EUnsupportedMedia,
-			"send the CSR as application/json {\"csr\": PEM} or as application/pkcs10 (PEM or DER)")
-	}
-	if fp := r.Header.Get(rotor.HeaderBundleFingerprint); fp != "" {
-		if !rotor.IsLowerHex(fp, 64, 64) {
-			return req, rotor.Errorf(rotor.EInvalid, "%s must be 64 lowercase hex digits", rotor.HeaderBundleFingerprint)
-		}
-		req.BundleFingerprint = fp
-	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		return req, err
-	}
-	if mediaType == rotor.MediaPKCS10 {
-		req.CSR = unarmor(body)
-	} else {
-		var in rotor.IssueBody
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return req, rotor.Errorf(rotor.EInvalid, "request body is not a valid issue request: %v", err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return req, rotor.Errorf(rotor.EInvalid, "request body holds more than one JSON value")
-		}
-		if in.CSR == "" {
-			return req, rotor.Errorf(rotor.EInvalid, "csr is required")
-		}
-		if in.TTL != "" {
-			if req.TTL, err = time.ParseDuration(in.TTL); err != nil || req.TTL <= 0 {
-				return req, rotor.Errorf(rotor.EInvalid, "ttl %q is not a positive Go duration such as \"12h\"", in.TTL)
-			}
-		}
-		req.CSR = unarmor([]byte(in.CSR))
-	}
-	req.Credentials = rotor.Credentials{BearerToken: bearerToken(r.Header.Get("Authorization")),
-		RemoteAddr: r.RemoteAddr}
-	if r.TLS != nil {
-		req.Credentials.PeerCertificates = r.TLS.PeerCertificates
-	}
-	return req, nil
-}
-
-// readBody reads at most MaxBody bytes, refusing larger bodies up front when
-// Content-Length announces them.
-func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	tooLarge := rotor.Errorf(rotor.ETooLarge, "request body exceeds %d bytes", s.cfg.MaxBody)
-	if r.ContentLength > s.cfg.MaxBody {
-		return nil, tooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return nil, tooLarge
-	case err != nil:
-		return nil, rotor.WrapError(rotor.EInvalid, err, "could not read the request body")
-	}
-	return body, nil
-}
-
-// unarmor returns the first PEM block's bytes, or b itself when it holds no
-// PEM (a DER request). Whatever it returns, the core parses: garbage is
-// refused there as bad-csr, after authentication, and audited.
-func unarmor(b []byte) []byte {
-	if block, _ := pem.Decode(b); block != nil {
-		return block.Bytes
-	}
-	return b
-}
-
-// bearerToken extracts the token of an "Authorization: Bearer" header; any
-// other scheme carries no credential Rotor understands.
-func bearerToken(h string) string {
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
 // getCertificate handles GET /v1/certificates/{serial}.
 func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
-	serial := chi.URLParam(r, "serial")
+	// openssl prints serials in upper case: either is taken, lower case
+	// is answered.
+	serial := strings.ToLower(chi.URLParam(r, "serial"))
 	if !rotor.IsLowerHex(serial, 1, rotor.MaxSerialHex) {
-		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to %d lowercase hex digits", rotor.MaxSerialHex))
+		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to %d hex digits", rotor.MaxSerialHex))
 		return
 	}
 	iss, err := s.cfg.Finder.Issuance(r.Context(), serial)

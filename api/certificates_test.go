@@ -147,8 +147,16 @@ func TestIssueOverTLS(t *testing.T) {
 		}
 	})
 
+	t.Run("ok/upper-case-serial", func(t *testing.T) {
+		// openssl x509 -serial prints upper case; the answer is lower case.
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.ToUpper(last.Serial)})
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"serial":"`+last.Serial+`"`) {
+			t.Errorf("status %d: %s", r.Status, r.Body)
+		}
+	})
+
 	t.Run("fail/bad-serial", func(t *testing.T) {
-		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/ABCDEF", Invalid: true})
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/XYZ", Invalid: true})
 		if p := r.problem(t); r.Status != http.StatusBadRequest || p.Type != rotor.EInvalid.ProblemType() {
 			t.Errorf("status %d type %s", r.Status, p.Type)
 		}

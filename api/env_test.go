@@ -98,6 +98,15 @@ type envConfig struct {
 	wrapKey     func(signer.Key) signer.Key // around the issuing key, inside the metrics; nil: none
 	readyTO     time.Duration
 	logs        io.Writer // receives every log line at DEBUG; nil: discarded
+	// jwt, if set, adds a service-account JWT authenticator trusting it.
+	jwt *testpki.ServiceAccountIssuer
+	// The CA's limits (rotor.CAConfig); zero values: off.
+	sourceLimiter *rotor.Limiter
+	maxInFlight   int
+	budget        rotor.RefusalBudget
+	// serve, if set, serves the API with api.Serve (real timeouts) on a
+	// listener of its own instead of httptest.
+	serve *api.Timeouts
 	// ready gives the /readyz checks once the store and PKI exist; nil, or
 	// a nil result, means the store and signer checks.
 	ready func(e *env) []api.ReadyCheck
@@ -128,21 +137,32 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	if cfg.logs != nil {
 		logger = slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	chain := rotor.Authenticators{authn.NewMTLS(trust, trustDomain, time.Now), authn.NewStaticTokens(e.store)}
+	if cfg.jwt != nil {
+		j, err := authn.NewJWT(authn.JWTConfig{JWKSFile: cfg.jwt.JWKSFile, Issuer: cfg.jwt.Issuer, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, j)
+	}
 	var err error
 	e.ca, err = rotor.NewCA(rotor.CAConfig{
 		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: cfg.maxTTL,
 			ClockSkew: time.Minute},
-		Trust: trust,
-		Authenticator: rotor.Authenticators{authn.NewMTLS(trust, trustDomain, time.Now),
-			authn.NewStaticTokens(e.store)},
-		Audit:   e.store,
-		Limiter: cfg.limiter,
-		Rand:    cfg.rand,
-		Logger:  logger,
+		Trust:         trust,
+		Authenticator: chain,
+		Audit:         e.store,
+		Limiter:       cfg.limiter,
+		SourceLimiter: cfg.sourceLimiter,
+		MaxInFlight:   cfg.maxInFlight,
+		RefusalBudget: cfg.budget,
+		Rand:          cfg.rand,
+		Logger:        logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.ca.Close)
 	var ready []api.ReadyCheck
 	if cfg.ready != nil {
 		ready = cfg.ready(e)
@@ -156,7 +176,11 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tlsServer = startTLS(t, h)
+	if cfg.serve != nil {
+		e.tlsServer = serveTLS(t, h, *cfg.serve)
+	} else {
+		e.tlsServer = startTLS(t, h)
+	}
 	return e
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -51,14 +52,23 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	h := w.Header()
 	h.Set("Content-Type", rotor.MediaProblem)
 	h.Set("Cache-Control", "no-store")
-	if ra := code.RetryAfter(); ra > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(ra.Seconds())))
+	if ra := retryAfter(err, code); ra > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
 	}
 	if code == rotor.EUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="rotor"`)
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(prob)
+}
+
+// retryAfter is the wait to send with err: its own (a limiter's next
+// token) if it has one, else its code's.
+func retryAfter(err error, code rotor.ErrorCode) time.Duration {
+	if ra := rotor.RetryAfterOf(err); ra > 0 && code.Retryable() {
+		return ra
+	}
+	return code.RetryAfter()
 }
 
 // newInstance names one problem occurrence, so an operator can find the log

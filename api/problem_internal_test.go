@@ -35,7 +35,7 @@ func TestProblemTable(t *testing.T) {
 	want := map[rotor.ErrorCode]int{
 		rotor.EInvalid: 400, rotor.EBadCSR: 400, rotor.EUnauthenticated: 401, rotor.EForbidden: 403,
 		rotor.ENotFound: 404, rotor.EMethodNotAllowed: 405, rotor.ETooLarge: 413, rotor.EUnsupportedMedia: 415,
-		rotor.ERateLimited: 429, rotor.EStoreUnavailable: 503, rotor.ESignerUnavailable: 503,
+		rotor.ERateLimited: 429, rotor.EOverloaded: 503, rotor.EStoreUnavailable: 503, rotor.ESignerUnavailable: 503,
 		rotor.EAuthUnavailable: 503, rotor.EInternal: 500,
 		// Client-side codes never go on the wire: a server that meets one
 		// answers internal.

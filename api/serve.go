@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,9 +14,37 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
+// Timeouts bound every phase of a connection, so one slow or stalled client
+// holds a connection and a goroutine for a bounded time and no longer.
+// Zero fields take the defaults shown.
+type Timeouts struct {
+	// Header bounds reading the request line and headers; default 5s.
+	Header time.Duration
+	// Request bounds reading the whole request, body included, however
+	// slowly its bytes come; default 15s.
+	Request time.Duration
+	// Write bounds the handler and writing its answer, from the end of the
+	// headers; default 35s, past the handler's own 30s deadline.
+	Write time.Duration
+	// Idle bounds a kept-alive connection between requests; default 90s.
+	Idle time.Duration
+	// MaxHeaderBytes caps the request line and headers; default 16 KiB.
+	MaxHeaderBytes int
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	t.Header = cmp.Or(t.Header, 5*time.Second)
+	t.Request = cmp.Or(t.Request, 15*time.Second)
+	t.Write = cmp.Or(t.Write, 35*time.Second)
+	t.Idle = cmp.Or(t.Idle, 90*time.Second)
+	t.MaxHeaderBytes = cmp.Or(t.MaxHeaderBytes, 16<<10)
+	return t
+}
+
 // ServeConfig is how the API is served. Listener, Handler and
 // GetCertificate are required.
 type ServeConfig struct {
+	Timeouts Timeouts
 	// Listener accepts plain TCP; Serve adds TLS (ServerTLSConfig).
 	Listener net.Listener
 	Handler  http.Handler
@@ -41,7 +70,9 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	srv := &http.Server{Handler: cfg.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	t := cfg.Timeouts.withDefaults()
+	srv := &http.Server{Handler: cfg.Handler, ReadHeaderTimeout: t.Header, ReadTimeout: t.Request,
+		WriteTimeout: t.Write, IdleTimeout: t.Idle, MaxHeaderBytes: t.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(cfg.Listener, ServerTLSConfig(cfg.GetCertificate))) }()

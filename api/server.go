@@ -84,7 +84,8 @@ func New(cfg Config) (http.Handler, error) {
 		problem: problemWriter{log: cfg.Logger}}
 
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverPanic, s.timeout)
+	// HEAD on every GET resource answers as GET does, without the body.
+	r.Use(s.observe, s.recoverPanic, s.timeout, middleware.GetHead)
 	r.NotFound(s.problem.notFound)
 	r.MethodNotAllowed(s.problem.methodNotAllowed(r))
 	r.Post("/v1/certificates", s.issueCertificate)

@@ -8,6 +8,7 @@
 package signer
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -17,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime"
 
 	"github.com/rotor-dev/rotor"
 )
@@ -75,6 +77,20 @@ func (c PKCS11Config) String() string {
 func (c PKCS11Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("module", c.Module), slog.String("token", c.TokenLabel),
 		slog.String("key", c.KeyLabel), slog.Int("max_sessions", c.MaxSessions))
+}
+
+// Parallelism is how many signatures the backend can make at once: the
+// CPUs for a file key, the session pool for PKCS#11, and for Cloud KMS,
+// whose signatures wait on the network, as many as a connection carries
+// comfortably. The CA sizes its cap on issuances in flight from it.
+func (c Config) Parallelism() int {
+	switch c.Backend {
+	case BackendPKCS11:
+		return cmp.Or(c.PKCS11.MaxSessions, DefaultPKCS11Sessions)
+	case BackendGCPKMS:
+		return 64
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 var kmsKeyVersion = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[0-9]+$`)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/rotor-dev/rotor"
 )
@@ -10,6 +11,14 @@ import (
 type record struct {
 	iss *rotor.Issuance
 	ref *rotor.Refusal
+	sum *refusalSummary
+}
+
+// refusalSummary is a rotor.RefusalSummary with its reasons encoded as the
+// JSON object both schemas store.
+type refusalSummary struct {
+	*rotor.RefusalSummary
+	reasons []byte
 }
 
 // auditLog implements rotor.AuditLog for both backends on top of a batcher
@@ -40,4 +49,17 @@ func (a auditLog) RecordIssuance(ctx context.Context, iss *rotor.Issuance) error
 func (a auditLog) RecordRefusal(ctx context.Context, r *rotor.Refusal) error {
 	c := *r
 	return a.batch.Submit(ctx, record{ref: &c})
+}
+
+// RecordRefusalSummary implements rotor.AuditLog.
+func (a auditLog) RecordRefusalSummary(ctx context.Context, s *rotor.RefusalSummary) error {
+	if s.Count <= 0 || len(s.Reasons) == 0 {
+		return rotor.Errorf(rotor.EInternal, "refusal summary of %s counts nothing", s.Source)
+	}
+	c := *s
+	reasons, err := json.Marshal(s.Reasons) // keys sorted: stable rows
+	if err != nil {
+		return rotor.WrapError(rotor.EInternal, err, "encode refusal summary")
+	}
+	return a.batch.Submit(ctx, record{sum: &refusalSummary{RefusalSummary: &c, reasons: reasons}})
 }

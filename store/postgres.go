@@ -56,6 +56,9 @@ const pgInsertIssuance = `INSERT INTO issuances (serial, namespace, service_acco
 const pgInsertRefusal = `INSERT INTO refusals (time, reason, detail, namespace, service_account,
 	authenticator, remote_addr) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
+const pgInsertRefusalSummary = `INSERT INTO refusal_summaries (source, first_time, last_time, count, reasons)
+	VALUES ($1, $2, $3, $4, $5)`
+
 // commit writes recs as one pipelined batch: one round trip, and one
 // implicit transaction, so one fsync, for the lot.
 func (s *pgStore) commit(ctx context.Context, recs []record) error {
@@ -67,6 +70,10 @@ func (s *pgStore) commit(ctx context.Context, recs []record) error {
 					i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256, utc(i.NotBefore), utc(i.NotAfter),
 					utc(i.IssuedAt), i.IssuerKeyID, i.Authenticator, i.TokenSubject, i.RemoteAddr,
 					i.BundleFingerprint, i.Certificate)
+				continue
+			}
+			if m := r.sum; m != nil {
+				b.Queue(pgInsertRefusalSummary, m.Source, utc(m.First), utc(m.Last), m.Count, string(m.reasons))
 				continue
 			}
 			f := r.ref

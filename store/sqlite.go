@@ -29,6 +29,7 @@ type sqliteStore struct {
 	r      *sql.DB // readers, query_only
 	insIss *sql.Stmt
 	insRef *sql.Stmt
+	insSum *sql.Stmt
 }
 
 const defaultBusyTimeout = 5 * time.Second
@@ -88,6 +89,10 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 		service_account, authenticator, remote_addr) VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		return nil, unavailable(fmt.Errorf("prepare: %w", err))
 	}
+	if s.insSum, err = s.w.PrepareContext(ctx, `INSERT INTO refusal_summaries (source, first_time, last_time,
+		count, reasons) VALUES (?, ?, ?, ?, ?)`); err != nil {
+		return nil, unavailable(fmt.Errorf("prepare: %w", err))
+	}
 	s.batch = newBatcher(opts.batchConfig(1), s.commit)
 	return s, nil
 }
@@ -99,9 +104,11 @@ func (s *sqliteStore) commit(ctx context.Context, recs []record) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	iss, ref := tx.StmtContext(ctx, s.insIss), tx.StmtContext(ctx, s.insRef)
+	iss, ref, sum := tx.StmtContext(ctx, s.insIss), tx.StmtContext(ctx, s.insRef), tx.StmtContext(ctx, s.insSum)
 	for _, r := range recs {
-		if i := r.iss; i != nil {
+		if m := r.sum; m != nil {
+			_, err = sum.ExecContext(ctx, m.Source, fmtTime(m.First), fmtTime(m.Last), m.Count, string(m.reasons))
+		} else if i := r.iss; i != nil {
 			sans, _ := json.Marshal(i.SANs) // []string cannot fail to marshal
 			_, err = iss.ExecContext(ctx, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount,
 				string(sans), i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256,
@@ -207,7 +214,7 @@ func (s *sqliteStore) Close() error {
 
 func (s *sqliteStore) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insIss, s.insRef} {
+	for _, st := range []*sql.Stmt{s.insIss, s.insRef, s.insSum} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

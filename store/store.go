@@ -182,6 +182,11 @@ func (s *Store) RecordRefusal(ctx context.Context, r *rotor.Refusal) error {
 	return s.metrics.time("record_refusal", func() error { return s.b.RecordRefusal(ctx, r) })
 }
 
+// RecordRefusalSummary implements rotor.AuditLog.
+func (s *Store) RecordRefusalSummary(ctx context.Context, r *rotor.RefusalSummary) error {
+	return s.metrics.time("record_refusal_summary", func() error { return s.b.RecordRefusalSummary(ctx, r) })
+}
+
 // Issuance implements rotor.IssuanceFinder.
 func (s *Store) Issuance(ctx context.Context, serial string) (iss *rotor.Issuance, err error) {
 	err = s.metrics.time("issuance", func() error {

@@ -26,6 +26,7 @@ func testStore(t *testing.T, b backend) {
 	t.Run("issuance/concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("issuance/ctx-cancelled", func(t *testing.T) { testCancelled(t, b) })
 	t.Run("refusal", func(t *testing.T) { testRefusals(t, b) })
+	t.Run("refusal-summary", func(t *testing.T) { testRefusalSummaries(t, b) })
 	t.Run("token", func(t *testing.T) { testTokens(t, b) })
 	t.Run("roots", func(t *testing.T) { testRoots(t, b) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, b) })
@@ -214,6 +215,42 @@ func testRefusals(t *testing.T, b backend) {
 				t.Fatalf("%s\n= %d, want 1", q, got)
 			}
 		})
+	}
+}
+
+// testRefusalSummaries: a summary is stored as one row, and the
+// refusal_counts view adds it, by reason, to the single refusals.
+func testRefusalSummaries(t *testing.T, b backend) {
+	s, url := b.open(t, store.Options{})
+	at := time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)
+	if err := s.RecordRefusal(t.Context(), &rotor.Refusal{Time: at, Reason: rotor.EUnauthenticated,
+		Detail: "unknown token", RemoteAddr: "127.0.0.2:40000"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := &rotor.RefusalSummary{Source: "127.0.0.2", First: at.Add(time.Second), Last: at.Add(59 * time.Second),
+		Count: 1000, Reasons: map[rotor.ErrorCode]int{rotor.EUnauthenticated: 990, rotor.ERateLimited: 10}}
+	if err := s.RecordRefusalSummary(t.Context(), sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []*rotor.RefusalSummary{{Source: "x", Count: 0, Reasons: map[rotor.ErrorCode]int{}}} {
+		if err := s.RecordRefusalSummary(t.Context(), bad); err == nil {
+			t.Error("an empty summary was stored")
+		}
+	}
+	checks := []struct {
+		query string
+		want  int64
+	}{
+		{"SELECT count(*) FROM refusal_summaries WHERE source = '127.0.0.2' AND count = 1000", 1},
+		{"SELECT sum(count) FROM refusal_counts WHERE source = '127.0.0.2'", 1001},
+		{"SELECT sum(count) FROM refusal_counts WHERE reason = 'unauthenticated'", 991},
+		{"SELECT sum(count) FROM refusal_counts WHERE reason = 'rate-limited'", 10},
+		{"SELECT count(*) FROM refusal_counts WHERE last_time >= " + b.timeLit(at.Add(59*time.Second)), 2},
+	}
+	for _, c := range checks {
+		if got := b.count(t, url, c.query); got != c.want {
+			t.Errorf("%s = %d, want %d", c.query, got, c.want)
+		}
 	}
 }
 

@@ -76,15 +76,14 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.validate(); err != nil {
 		return err
 	}
-	log := c.log
-	c.Plan.Log, c.Plan.PIN = log, os.Getenv(pinEnv)
+	c.Plan.Log, c.Plan.PIN = c.log, os.Getenv(pinEnv)
 	ca, err := issuer.CreateCA(ctx, c.Plan)
 	if err != nil {
 		if ca != nil && len(ca.Created) > 0 {
-			log.Error("init failed half-way; remove what it created before trying again", "created", ca.Created)
+			c.log.Error("init failed half-way; remove what it created before trying again", "created", ca.Created)
 		}
 		return settingsErr(err)
 	}
-	log.Info("created the CA", "dir", c.DataDir, "signer", ca.Settings.Signer, "files", ca.Created)
+	c.log.Info("created the CA", "dir", c.DataDir, "signer", ca.Settings.Signer, "files", ca.Created)
 	return ca.WriteSummary(stdout, c.TrustDomain, c.RootCert, pinEnv)
 }

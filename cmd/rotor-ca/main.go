@@ -43,21 +43,11 @@ const pinEnv = envPrefix + "PKCS11_PIN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Run(ctx, "rotor-ca", usage, []cli.Command{{Name: "serve", Run: runServe}, {Name: "init", Run: runInit},
+		{Name: "token create", Run: runTokenCreate}, {Name: "roots status", Run: runRootsStatus},
+		{Name: "migrate", Run: runMigrate}}, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-var commands = []cli.Command{
-	{Name: "serve", Run: runServe},
-	{Name: "init", Run: runInit},
-	{Name: "token create", Run: runTokenCreate},
-	{Name: "roots status", Run: runRootsStatus},
-	{Name: "migrate", Run: runMigrate},
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return cli.Run(ctx, "rotor-ca", usage, commands, args, stdout, stderr)
 }
 
 // settingsErr makes issuer settings that cannot work a usage error.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -30,10 +29,12 @@ type serveConfig struct {
 	commonFlags
 	Listen, TLSCert, TLSKey, TLSNames string
 
-	Policy      rotor.Policy
-	SignTimeout time.Duration
-	RateLimit   float64
-	RateBurst   int
+	Policy                 rotor.Policy
+	SignTimeout            time.Duration
+	RateLimit, SourceRate  float64
+	RateBurst, SourceBurst int
+	MaxInFlight            int
+	Refusals               rotor.RefusalBudget
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -59,6 +60,11 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.SignTimeout, "sign-timeout", 5*time.Second, "deadline for one signature by the issuing key")
 	f.Float64Var(&c.RateLimit, "rate-limit", 0, "issuances per second allowed per identity, 0 for no limit")
 	f.IntVar(&c.RateBurst, "rate-burst", 20, "burst allowed per identity above --rate-limit")
+	f.Float64Var(&c.SourceRate, "source-rate-limit", 1, "failed authentications per second allowed per remote host; past them it is answered 429 before any authenticator runs; 0 for no limit")
+	f.IntVar(&c.SourceBurst, "source-rate-burst", 20, "burst of failed authentications allowed per remote host above --source-rate-limit")
+	f.IntVar(&c.MaxInFlight, "max-in-flight", 0, "issuances checked, signed and committed at once; beyond, 503 with Retry-After at once (default: 8 per signature the signer makes at once, at least 64)")
+	f.IntVar(&c.Refusals.Rows, "refusal-budget", rotor.DefaultRefusalBudget.Rows, "refusal rows per unauthenticated remote host and --refusal-interval; past it one summary row per interval; 0 for no bound")
+	f.DurationVar(&c.Refusals.Interval, "refusal-interval", rotor.DefaultRefusalBudget.Interval, "interval of --refusal-budget")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -89,7 +95,8 @@ func (c *serveConfig) Validate() error {
 		{dev && c.Issuer.IssuerKey != "", "--issuer-key goes with --issuer-cert"},
 		{!dev && c.TrustBundle == "", "--trust-bundle is required with --issuer-cert or --issuer-config"},
 		{c.ReloadInterval < 0, "--reload-interval must not be negative"},
-		{c.RateLimit < 0 || c.RateBurst < 1, "--rate-limit must be >= 0 and --rate-burst >= 1"},
+		{c.RateLimit < 0 || c.RateBurst < 1 || c.SourceRate < 0 || c.SourceBurst < 1, "rate limits must be >= 0 and bursts >= 1"},
+		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
 		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0, "--sign-timeout and --shutdown-timeout must be positive"},
 	}
 	for _, ch := range checks {
@@ -127,9 +134,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.log
 	if cfg.devDefaults() {
-		if err := cfg.developmentPKI(ctx, log); err != nil {
+		if err := cfg.developmentPKI(ctx); err != nil {
 			return err
 		}
 	}
@@ -144,7 +150,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer st.Close()
 	trust, err := issuer.NewReloader(ctx, issuer.ReloaderConfig{Loader: loader, Bundles: st,
-		Interval: cfg.ReloadInterval, Registerer: reg, Log: log})
+		Interval: cfg.ReloadInterval, Registerer: reg})
 	if err != nil {
 		return settingsErr(fmt.Errorf("load the issuer: %w", err))
 	}
@@ -153,23 +159,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go func() { defer close(reloadDone); trust.Run(reloadCtx, hup) }()
 	// The signers close last, once no request can be using them.
 	defer func() { stopReload(); <-reloadDone; trust.Close() }()
-	handler, err := cfg.handler(st, trust, reg, log)
+	ca, handler, err := cfg.handler(st, trust, reg)
 	if err != nil {
 		return err
 	}
-	return cfg.serveHTTPS(ctx, handler, trust, log)
+	defer ca.Close() // pending refusal summaries, before the store closes
+	return cfg.serveHTTPS(ctx, handler, trust)
 }
 
 // developmentPKI makes or finds the development CA in the data directory
 // and serves it.
-func (c *serveConfig) developmentPKI(ctx context.Context, log *slog.Logger) error {
+func (c *serveConfig) developmentPKI(ctx context.Context) error {
 	dev := issuer.Development{Dir: c.DataDir, TrustDomain: c.Policy.TrustDomain, RootLifetime: c.RootLifetime,
-		IssuerLifetime: c.IssuerLife, Log: log}
+		IssuerLifetime: c.IssuerLife, Log: c.log}
 	var err error
 	if c.Issuer, c.TrustBundle, err = dev.Ensure(ctx); err != nil {
 		return fmt.Errorf("development PKI in %s: %w", c.DataDir, err)
 	}
-	log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
+	c.log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
 		"data_dir", c.DataDir, "store", c.StoreURL, "trust_bundle", c.TrustBundle)
 	return nil
 }
@@ -180,35 +187,45 @@ func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.
 	loader := &issuer.Loader{Base: c.Issuer, Given: f.Given, ConfigFile: c.IssuerConfig, BundleFile: c.TrustBundle,
 		PIN: os.Getenv(pinEnv), Monitor: signer.MonitorConfig{SignTimeout: c.SignTimeout, Logger: c.log},
 		Metrics: signer.NewMetrics(reg), Log: c.log}
-	if _, err := loader.Settings(); err != nil {
+	s, err := loader.Settings()
+	if err != nil {
 		return nil, settingsErr(err)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = max(64, 8*signer.Config{Backend: s.Signer}.Parallelism())
 	}
 	return loader, nil
 }
 
 // handler wires the core CA and the HTTP API.
-func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
+	log := c.log
 	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
 	if err != nil {
-		return nil, cli.Usagef("%v", err)
+		return nil, nil, cli.Usagef("%v", err)
 	}
 	log.Info("authenticators", "order", names)
-	var limiter *rotor.Limiter
+	cfg := rotor.CAConfig{Policy: c.Policy, Trust: trust, Authenticator: chain, Audit: st, Logger: log,
+		MaxInFlight: c.MaxInFlight, RefusalBudget: c.Refusals}
 	if c.RateLimit > 0 {
-		limiter = &rotor.Limiter{Rate: c.RateLimit, Burst: c.RateBurst}
+		cfg.Limiter = &rotor.Limiter{Rate: c.RateLimit, Burst: c.RateBurst}
 	}
-	ca, err := rotor.NewCA(rotor.CAConfig{Policy: c.Policy, Trust: trust, Authenticator: chain, Audit: st,
-		Limiter: limiter, Logger: log})
+	if c.SourceRate > 0 {
+		cfg.SourceLimiter = &rotor.Limiter{Rate: c.SourceRate, Burst: c.SourceBurst}
+	}
+	ca, err := rotor.NewCA(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return api.New(api.Config{CA: ca, Trust: trust, Finder: st, Metrics: api.NewMetrics(reg), Logger: log,
+	h, err := api.New(api.Config{CA: ca, Trust: trust, Finder: st, Metrics: api.NewMetrics(reg), Logger: log,
 		Ready: []api.ReadyCheck{api.StoreReady(st),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}})
+	return ca, h, err
 }
 
 // serveHTTPS serves handler until ctx ends, then drains requests in flight.
-func (c *serveConfig) serveHTTPS(ctx context.Context, handler http.Handler, trust rotor.TrustSource, log *slog.Logger) error {
+func (c *serveConfig) serveHTTPS(ctx context.Context, handler http.Handler, trust rotor.TrustSource) error {
+	log := c.log
 	getCert := (&issuer.ServingCert{Names: c.tlsNames(), Trust: trust, Lifetime: 30 * 24 * time.Hour, Log: log}).GetCertificate
 	if c.TLSCert != "" {
 		var err error

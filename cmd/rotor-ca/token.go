@@ -29,7 +29,6 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := id.Validate(); err != nil {
 		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
 	}
-	log := common.log
 	st, err := common.openStore(ctx, store.Options{Migrate: true})
 	if err != nil {
 		return err
@@ -42,7 +41,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := st.CreateToken(ctx, record); err != nil {
 		return fmt.Errorf("store token for %s: %w", id, err)
 	}
-	log.Info("created static token", "identity", id.String(), "subject", record.Subject())
+	common.log.Info("created static token", "identity", id.String(), "subject", record.Subject())
 	_, err = fmt.Fprintln(stdout, token)
 	return err
 }
@@ -55,10 +54,9 @@ func runMigrate(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := common.parse(f, args, stderr); err != nil {
 		return err
 	}
-	log := common.log
 	if err := store.Migrate(ctx, common.StoreURL); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	log.Info("store schema is up to date")
+	common.log.Info("store schema is up to date")
 	return nil
 }

@@ -1,0 +1,2 @@
+DROP VIEW refusal_counts;
+DROP TABLE refusal_summaries;
