@@ -27,6 +27,26 @@ type Caller struct {
 	// Subject says which credential it was, without revealing it: a token's
 	// hash prefix, a JWT's subject, a certificate's serial.
 	Subject string
+	// Credential is the first credential the caller's certificates descend
+	// from: Subject for a token or JWT, and for an mTLS renewal that of the
+	// certificate it presents. Issuances record it, so that a revoked
+	// token stops the renewals it started.
+	Credential string
+	// Admin marks an admin credential (an admin token or certificate): it
+	// may take admin actions and never gets a workload certificate.
+	// Identity is zero for it; Name says who holds it (a token's name, a
+	// certificate's subject).
+	Admin bool
+	Name  string
+}
+
+// Actor is the caller as the actor of an admin action.
+func (c Caller) Actor(remoteAddr string) Actor {
+	name := c.Subject
+	if c.Name != "" {
+		name = c.Name + " (" + c.Subject + ")"
+	}
+	return Actor{Name: name, Kind: c.Authenticator, RemoteAddr: remoteAddr}
 }
 
 // ErrNoCredentials is returned (possibly wrapped) by an Authenticator when the

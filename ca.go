@@ -32,9 +32,15 @@ type CAConfig struct {
 	// RefusalBudget bounds the refusal rows of unauthenticated sources;
 	// the zero value records every refusal as its own row.
 	RefusalBudget RefusalBudget
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Rand          io.Reader
+	// Denylist, if set, is checked before every issuance: a denied
+	// identity is refused with EDenied whatever its credentials.
+	Denylist *Denylist
+	// Admin, if set, takes admin actions (deny, allow, revoke); without it
+	// they are refused.
+	Admin  AdminStore
+	Logger *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader
 }
 
 // CA is the issuing logic: authenticate, check, sign, record, in that order.
@@ -108,18 +114,19 @@ func (ca *CA) Issue(ctx context.Context, req IssueRequest) (*Issuance, *Issuer, 
 // HTTP headers), before they read a request body, so an unauthenticated
 // client never makes the CA buffer one.
 func (ca *CA) Authenticate(ctx context.Context, cred Credentials) (Caller, error) {
-	src := SourceOf(cred.RemoteAddr)
+	release := func(bool) {}
 	if l := ca.cfg.SourceLimiter; l != nil {
-		if ok, wait := l.Peek(src); !ok {
+		ok, wait, rel := l.Hold(SourceOf(cred.RemoteAddr))
+		if !ok {
 			return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, &Error{Code: ERateLimited,
 				Message: "too many failed authentications from this address; retry later", RetryAfter: wait})
 		}
+		release = rel
 	}
 	caller, err := ca.cfg.Authenticator.Authenticate(ctx, cred)
+	// Only a rejection spends the source's token: outages are not its fault.
+	release(err != nil && !ErrorCodeOf(err).Retryable())
 	if err != nil {
-		if l := ca.cfg.SourceLimiter; l != nil && !ErrorCodeOf(err).Retryable() {
-			l.Take(src) // outages are not the source's fault
-		}
 		return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, err)
 	}
 	return caller, nil
@@ -153,6 +160,12 @@ func (ca *CA) Refuse(ctx context.Context, remoteAddr string, caller Caller, caus
 }
 
 func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issuance, *Issuer, error) {
+	if caller.Admin {
+		return nil, nil, Errorf(EForbidden, "an admin credential never gets a workload certificate: use the workload's own token")
+	}
+	if d := ca.cfg.Denylist; d != nil && d.Denied(caller.Identity) {
+		return nil, nil, Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
+	}
 	if l := ca.cfg.Limiter; l != nil {
 		if ok, wait := l.Take(caller.Identity.String()); !ok {
 			return nil, nil, &Error{Code: ERateLimited, RetryAfter: wait,
@@ -190,7 +203,10 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 		PublicKeySHA256: checked.PublicKeySHA256, CSRSHA256: checked.CSRSHA256,
 		NotBefore: fields.NotBefore, NotAfter: fields.NotAfter, IssuedAt: now, IssuerKeyID: issuer.KeyID,
 		Authenticator: caller.Authenticator, TokenSubject: caller.Subject, RemoteAddr: req.Credentials.RemoteAddr,
-		BundleFingerprint: req.BundleFingerprint, Certificate: der,
+		BundleFingerprint: req.BundleFingerprint, Certificate: der, Credential: caller.Credential,
+	}
+	if record.Credential == "" {
+		record.Credential = caller.Subject
 	}
 	if err := ca.cfg.Audit.RecordIssuance(ctx, record); err != nil {
 		return nil, nil, fmt.Errorf("record issuance %s: %w", record.Serial, err)
@@ -256,7 +272,7 @@ func (ca *CA) refuse(ctx context.Context, remoteAddr string, caller Caller, caus
 	case code.Retryable():
 		level = slog.LevelError
 	}
-	ca.log.Log(ctx, level, "refused certificate request", LogEvent, EventRefused, "reason", code,
+	ca.log.Log(ctx, level, "refused request", LogEvent, EventRefused, "reason", code,
 		"identity", caller.Identity.String(), "remote_addr", remoteAddr, "error", cause)
 	// A client that hung up is still refused on the record: the row does
 	// not wait on the caller's context.

@@ -21,6 +21,8 @@ const (
 	EBadCSR            ErrorCode = "bad-csr"              // CSR unparsable, bad signature, weak key
 	EUnauthenticated   ErrorCode = "unauthenticated"      // no or bad credentials
 	EForbidden         ErrorCode = "identity-not-allowed" // names or usage the caller may not have
+	EDenied            ErrorCode = "identity-denied"      // the identity is on the CA's deny list
+	EConflict          ErrorCode = "conflict"             // the change is made already: revoked, denied
 	ENotFound          ErrorCode = "not-found"
 	EMethodNotAllowed  ErrorCode = "method-not-allowed"
 	ETooLarge          ErrorCode = "too-large"
@@ -59,6 +61,8 @@ var codeTable = map[ErrorCode]codeInfo{
 	EBadCSR:            {400, "Bad certificate signing request", 0, false},
 	EUnauthenticated:   {401, "Unauthenticated", 0, false},
 	EForbidden:         {403, "Identity not allowed", 0, false},
+	EDenied:            {403, "Identity denied", 0, false},
+	EConflict:          {409, "Conflict", 0, false},
 	ENotFound:          {404, "Not found", 0, false},
 	EMethodNotAllowed:  {405, "Method not allowed", 0, false},
 	ETooLarge:          {413, "Request too large", 0, false},
@@ -74,7 +78,7 @@ var codeTable = map[ErrorCode]codeInfo{
 }
 
 // ErrorCodes lists every code, for tables that must cover them all.
-var ErrorCodes = []ErrorCode{EInvalid, EBadCSR, EUnauthenticated, EForbidden, ENotFound, EMethodNotAllowed,
+var ErrorCodes = []ErrorCode{EInvalid, EBadCSR, EUnauthenticated, EForbidden, EDenied, EConflict, ENotFound, EMethodNotAllowed,
 	ETooLarge, EUnsupportedMedia, ERateLimited, EOverloaded, EStoreUnavailable, ESignerUnavailable, EAuthUnavailable,
 	EInternal, ECAUnreachable, ECAUntrusted}
 

@@ -61,6 +61,17 @@ func (id Identity) String() string {
 	return id.Namespace + "/" + id.ServiceAccount
 }
 
+// ParseIdentity reads the String form, namespace/service-account, and
+// validates it.
+func ParseIdentity(s string) (Identity, error) {
+	ns, sa, ok := strings.Cut(s, "/")
+	id := Identity{Namespace: ns, ServiceAccount: sa}
+	if !ok {
+		return Identity{}, Errorf(EInvalid, "identity %q is not namespace/service-account", s)
+	}
+	return id, id.Validate()
+}
+
 // DNSName is the Linkerd-style name carried as DNS SAN and subject CN:
 // <sa>.<ns>.serviceaccount.identity.rotor.<trust-domain>.
 func (id Identity) DNSName(trustDomain string) string {

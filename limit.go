@@ -21,25 +21,61 @@ type Limiter struct {
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	tokens  float64
+	last    time.Time
+	pending int // tokens Hold has set aside and not yet released
 }
 
 // Take takes one token for key. When there is none it reports false and
 // how long until one will be there.
-func (l *Limiter) Take(key string) (bool, time.Duration) { return l.use(key, true) }
+func (l *Limiter) Take(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key)
+	if free := b.tokens - float64(b.pending); free < 1 {
+		return false, l.wait(free)
+	}
+	b.tokens--
+	return true, 0
+}
 
-// Peek reports whether key has a token, and if not how long until it will,
-// without taking one.
-func (l *Limiter) Peek(key string) (bool, time.Duration) { return l.use(key, false) }
+// Hold sets a token aside for key while the caller finds out whether it is
+// spent: release(true) takes it, release(false) gives it back. Held tokens
+// count against the bucket, so concurrent requests cannot all pass a check
+// that the bucket has tokens for only some of. When no token is free it
+// reports false, how long until one will be, and a nil release.
+func (l *Limiter) Hold(key string) (ok bool, wait time.Duration, release func(spend bool)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key)
+	if free := b.tokens - float64(b.pending); free < 1 {
+		return false, l.wait(free), nil
+	}
+	b.pending++
+	var once sync.Once
+	return true, 0, func(spend bool) {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			b.pending--
+			if spend {
+				b.tokens--
+			}
+		})
+	}
+}
 
-func (l *Limiter) use(key string, take bool) (bool, time.Duration) {
+// wait is how long until free tokens grow to one.
+func (l *Limiter) wait(free float64) time.Duration {
+	return time.Duration((1 - free) / l.Rate * float64(time.Second))
+}
+
+// refill returns key's bucket brought up to now. l.mu must be held.
+func (l *Limiter) refill(key string) *bucket {
 	now := time.Now()
 	if l.Now != nil {
 		now = l.Now()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.buckets == nil {
 		l.buckets = make(map[string]*bucket)
 	}
@@ -54,20 +90,14 @@ func (l *Limiter) use(key string, take bool) (bool, time.Duration) {
 	}
 	b.tokens = min(float64(l.Burst), b.tokens+now.Sub(b.last).Seconds()*l.Rate)
 	b.last = now
-	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.Rate * float64(time.Second))
-	}
-	if take {
-		b.tokens--
-	}
-	return true, 0
+	return b
 }
 
-// sweep forgets buckets that have refilled, so the map holds only keys that
-// were active recently.
+// sweep forgets buckets that have refilled and hold nothing, so the map
+// holds only keys that were active recently.
 func (l *Limiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.Rate >= float64(l.Burst) {
+		if b.pending == 0 && b.tokens+now.Sub(b.last).Seconds()*l.Rate >= float64(l.Burst) {
 			delete(l.buckets, k)
 		}
 	}

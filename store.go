@@ -21,7 +21,10 @@ type Issuance struct {
 	IssuerKeyID     string // issuer's subject key ID, hex
 	Authenticator   string
 	TokenSubject    string
-	RemoteAddr      string
+	// Credential is the first credential this certificate descends from
+	// (Caller.Credential): revoking it stops the renewals it started.
+	Credential string
+	RemoteAddr string
 	// BundleFingerprint is the fingerprint of the trust bundle the client
 	// said it holds (header Rotor-Bundle-Fingerprint), or "".
 	BundleFingerprint string
@@ -57,18 +60,72 @@ type IssuanceFinder interface {
 	Issuance(ctx context.Context, serial string) (*Issuance, error)
 }
 
-// TokenStore keeps static tokens. LookupToken returns ENotFound for an
-// unknown hash; both return EStoreUnavailable when the store cannot answer.
+// CertificateStatus is what the store knows about one certificate: its
+// audit row and, if it was revoked, the revocation.
+type CertificateStatus struct {
+	Issuance   *Issuance
+	Revocation *Revocation // nil if not revoked
+}
+
+// IssuanceQuery selects issuances for an admin's list, newest first. Zero
+// fields select everything.
+type IssuanceQuery struct {
+	Namespace      string
+	ServiceAccount string // only with Namespace
+	// Active selects only certificates not expired at Now and not revoked.
+	Active bool
+	Now    time.Time
+	// Limit caps the page (1 to MaxPage); After continues from a page's
+	// Next cursor.
+	Limit int
+	After string
+}
+
+// MaxPage caps IssuanceQuery.Limit.
+const MaxPage = 1000
+
+// IssuancePage is one page of an IssuanceQuery. Next is the cursor of the
+// following page, "" after the last. Issuances written while a client
+// pages are newer than every cursor, so they never shift a later page.
+type IssuancePage struct {
+	Issuances []*Issuance
+	Next      string
+}
+
+// CertificateStore answers questions about issued certificates.
+type CertificateStore interface {
+	IssuanceFinder
+	// CertificateStatus returns ENotFound for an unknown serial.
+	CertificateStatus(ctx context.Context, serial string) (*CertificateStatus, error)
+	// Issuances lists a page; a malformed cursor is EInvalid.
+	Issuances(ctx context.Context, q IssuanceQuery) (*IssuancePage, error)
+}
+
+// TokenStore keeps static tokens. Lookups return ENotFound for a token
+// not stored; every method returns EStoreUnavailable when the store cannot
+// answer. Creating and revoking tokens are admin actions, each committed
+// with a.
 type TokenStore interface {
-	CreateToken(ctx context.Context, t StaticToken) error
+	// CreateToken stores t (a hash already stored is EInvalid).
+	CreateToken(ctx context.Context, t StaticToken, a AdminAction) error
 	LookupToken(ctx context.Context, hash []byte) (StaticToken, error)
+	// TokenBySubject finds a token by its Subject, token:<12 hex digits>.
+	TokenBySubject(ctx context.Context, subject string) (StaticToken, error)
+	// Tokens lists every token, oldest first.
+	Tokens(ctx context.Context) ([]StaticToken, error)
+	// RevokeToken revokes the token with subject at a.Time (EConflict if
+	// revoked already) and returns it.
+	RevokeToken(ctx context.Context, subject string, a AdminAction) (StaticToken, error)
+	// TouchToken records that the token authenticated at about at.
+	TouchToken(ctx context.Context, hash []byte, at time.Time) error
 }
 
 // Store is everything the CA keeps: one Postgres or SQLite database.
 type Store interface {
 	AuditLog
-	IssuanceFinder
+	CertificateStore
 	TokenStore
+	AdminStore
 	// Ping returns nil when the store can serve reads and writes.
 	Ping(ctx context.Context) error
 	Close() error

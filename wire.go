@@ -96,7 +96,47 @@ type CertificateRecord struct {
 	TokenSubject      string    `json:"token_subject"`
 	RemoteAddr        string    `json:"remote_addr"`
 	BundleFingerprint string    `json:"bundle_fingerprint,omitempty"`
+	Credential        string    `json:"credential,omitempty"`
 	Certificate       string    `json:"certificate"` // PEM
+	// Revoked is set when the certificate was revoked.
+	Revoked *RevocationRecord `json:"revoked,omitempty"`
+}
+
+// RevocationRecord is a revocation as the API shows it.
+type RevocationRecord struct {
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    string    `json:"reason"` // RFC 5280 name
+	Actor     string    `json:"actor"`
+	Comment   string    `json:"comment"`
+}
+
+// NewRevocationRecord is r for the API; nil for nil.
+func NewRevocationRecord(r *Revocation) *RevocationRecord {
+	if r == nil {
+		return nil
+	}
+	return &RevocationRecord{RevokedAt: r.Time.UTC(), Reason: r.Reason.String(), Actor: r.Actor, Comment: r.Comment}
+}
+
+// CertificateList is the 200 body of GET /v1/certificates: a page, newest
+// first, and the cursor of the next ("" after the last).
+type CertificateList struct {
+	Certificates []CertificateRecord `json:"certificates"`
+	NextCursor   string              `json:"next_cursor,omitempty"`
+}
+
+// DenyResult is the 200 body of POST /v1/identities/{ns}/{sa}/deny.
+type DenyResult struct {
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"service_account"`
+	Denied         bool     `json:"denied"`
+	Revoked        []string `json:"revoked"` // serials revoked with the denial
+}
+
+// RevokeResult is the 200 body of POST /v1/certificates/{serial}/revoke.
+type RevokeResult struct {
+	Serial string `json:"serial"`
+	RevocationRecord
 }
 
 // NewCertificateRecord flattens iss for the API.
@@ -113,8 +153,8 @@ func NewCertificateRecord(iss *Issuance, trustDomain string) CertificateRecord {
 		NotBefore: iss.NotBefore.UTC(), NotAfter: iss.NotAfter.UTC(), IssuedAt: iss.IssuedAt.UTC(),
 		RenewAfter: iss.RenewAfter().UTC(), IssuerKeyID: iss.IssuerKeyID,
 		Authenticator: iss.Authenticator, TokenSubject: iss.TokenSubject, RemoteAddr: iss.RemoteAddr,
-		BundleFingerprint: iss.BundleFingerprint,
-		Certificate:       string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
+		BundleFingerprint: iss.BundleFingerprint, Credential: iss.Credential,
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Certificate})),
 	}
 }
 
@@ -130,7 +170,8 @@ func (r CertificateRecord) Issuance() (*Issuance, error) {
 		PublicKeySHA256: r.PublicKeySHA256, CSRSHA256: r.CSRSHA256,
 		NotBefore: r.NotBefore, NotAfter: r.NotAfter, IssuedAt: r.IssuedAt,
 		IssuerKeyID: r.IssuerKeyID, Authenticator: r.Authenticator, TokenSubject: r.TokenSubject,
-		RemoteAddr: r.RemoteAddr, BundleFingerprint: r.BundleFingerprint, Certificate: certs[0].Raw,
+		RemoteAddr: r.RemoteAddr, BundleFingerprint: r.BundleFingerprint, Credential: r.Credential,
+		Certificate: certs[0].Raw,
 	}, nil
 }
 

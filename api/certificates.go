@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/rotor-dev/rotor"
 )
 
@@ -85,23 +83,6 @@ func wantsPEM(accept []string) bool {
 		}
 	}
 	return pemOK
-}
-
-// getCertificate handles GET /v1/certificates/{serial}.
-func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
-	// openssl prints serials in upper case: either is taken, lower case
-	// is answered.
-	serial := strings.ToLower(chi.URLParam(r, "serial"))
-	if !rotor.IsLowerHex(serial, 1, rotor.MaxSerialHex) {
-		s.problem.write(w, r, rotor.Errorf(rotor.EInvalid, "serial must be 1 to %d hex digits", rotor.MaxSerialHex))
-		return
-	}
-	iss, err := s.cfg.Finder.Issuance(r.Context(), serial)
-	if err != nil {
-		s.problem.write(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rotor.NewCertificateRecord(iss, s.trustDomain))
 }
 
 // writeJSON answers v as JSON. Responses carry certificates made for one

@@ -86,7 +86,7 @@ func TestIssueOverTLS(t *testing.T) {
 	})
 
 	t.Run("ok/record", func(t *testing.T) {
-		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + last.Serial})
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + last.Serial, Header: bearer(e.token)})
 		if r.Status != http.StatusOK {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
@@ -99,7 +99,7 @@ func TestIssueOverTLS(t *testing.T) {
 			KeySize: 256, PublicKeySHA256: rec.PublicKeySHA256, CSRSHA256: rec.CSRSHA256,
 			NotBefore: last.NotBefore, NotAfter: last.NotAfter, IssuedAt: rec.IssuedAt, RenewAfter: last.RenewAfter,
 			IssuerKeyID: e.pki.Trust.Issuer.KeyID, Authenticator: "token", TokenSubject: rec.TokenSubject,
-			RemoteAddr: rec.RemoteAddr, BundleFingerprint: fp, Certificate: last.Certificate}
+			RemoteAddr: rec.RemoteAddr, BundleFingerprint: fp, Credential: rec.TokenSubject, Certificate: last.Certificate}
 		if !reflect.DeepEqual(rec, want) {
 			t.Errorf("record\n got %+v\nwant %+v", rec, want)
 		}
@@ -123,7 +123,8 @@ func TestIssueOverTLS(t *testing.T) {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
 		out, _ := checkIssued(t, e, r.Body, newKey, webapp)
-		rec := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + out.Serial})
+		// The workload reads its own record with its certificate.
+		rec := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + out.Serial, Client: e.client(&cert)})
 		if !strings.Contains(string(rec.Body), `"authenticator":"mtls"`) {
 			t.Errorf("renewal record: %s", rec.Body)
 		}
@@ -141,7 +142,7 @@ func TestIssueOverTLS(t *testing.T) {
 	})
 
 	t.Run("ok/unknown-serial", func(t *testing.T) {
-		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("ab", 20)})
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("ab", 20), Header: bearer(e.admin)})
 		if p := r.problem(t); r.Status != http.StatusNotFound || p.Type != rotor.ENotFound.ProblemType() {
 			t.Errorf("status %d type %s", r.Status, p.Type)
 		}
@@ -149,14 +150,14 @@ func TestIssueOverTLS(t *testing.T) {
 
 	t.Run("ok/upper-case-serial", func(t *testing.T) {
 		// openssl x509 -serial prints upper case; the answer is lower case.
-		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.ToUpper(last.Serial)})
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.ToUpper(last.Serial), Header: bearer(e.token)})
 		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"serial":"`+last.Serial+`"`) {
 			t.Errorf("status %d: %s", r.Status, r.Body)
 		}
 	})
 
 	t.Run("fail/bad-serial", func(t *testing.T) {
-		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/XYZ", Invalid: true})
+		r := e.do(t, call{Method: http.MethodGet, Path: "/v1/certificates/XYZ", Header: bearer(e.token), Invalid: true})
 		if p := r.problem(t); r.Status != http.StatusBadRequest || p.Type != rotor.EInvalid.ProblemType() {
 			t.Errorf("status %d type %s", r.Status, p.Type)
 		}

@@ -88,6 +88,8 @@ type env struct {
 	ca      *rotor.CA
 	metrics *api.Metrics
 	token   string // a static token for webapp
+	admin   string // an admin token
+	deny    *rotor.Denylist
 }
 
 type envConfig struct {
@@ -110,6 +112,8 @@ type envConfig struct {
 	// ready gives the /readyz checks once the store and PKI exist; nil, or
 	// a nil result, means the store and signer checks.
 	ready func(e *env) []api.ReadyCheck
+	// denyRefresh is how often the deny list is re-read; zero: 100ms.
+	denyRefresh time.Duration
 }
 
 func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
@@ -128,6 +132,12 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		return monitor
 	}})
 	e.token = e.newToken(t, webapp)
+	e.admin = e.newAdminToken(t, "test-admin")
+	e.deny = &rotor.Denylist{}
+	if cfg.denyRefresh == 0 {
+		cfg.denyRefresh = 100 * time.Millisecond
+	}
+	go e.deny.Run(t.Context(), e.store, cfg.denyRefresh, slog.New(slog.DiscardHandler))
 	e.trust = rotor.NewTrustHolder(e.pki.Trust)
 	trust := e.trust
 	if cfg.maxTTL == 0 {
@@ -137,7 +147,7 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	if cfg.logs != nil {
 		logger = slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	chain := rotor.Authenticators{authn.NewMTLS(trust, trustDomain, time.Now), authn.NewStaticTokens(e.store)}
+	chain := rotor.Authenticators{authn.NewMTLS(trust, e.store, trustDomain, time.Now), authn.NewStaticTokens(e.store, nil, nil)}
 	if cfg.jwt != nil {
 		j, err := authn.NewJWT(authn.JWTConfig{JWKSFile: cfg.jwt.JWKSFile, Issuer: cfg.jwt.Issuer, Logger: logger})
 		if err != nil {
@@ -156,6 +166,8 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		SourceLimiter: cfg.sourceLimiter,
 		MaxInFlight:   cfg.maxInFlight,
 		RefusalBudget: cfg.budget,
+		Denylist:      e.deny,
+		Admin:         e.store,
 		Rand:          cfg.rand,
 		Logger:        logger,
 	})
@@ -171,7 +183,7 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		ready = []api.ReadyCheck{api.StoreReady(e.store),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: monitor.Check}}
 	}
-	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Finder: e.store, Ready: ready, Metrics: e.metrics,
+	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Certificates: e.store, Ready: ready, Metrics: e.metrics,
 		Logger: logger, ReadyTimeout: cfg.readyTO})
 	if err != nil {
 		t.Fatal(err)
@@ -191,8 +203,21 @@ func (e *env) newToken(t testing.TB, id rotor.Identity) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.CreateToken(context.Background(), rec); err != nil {
+	if err := e.store.CreateToken(context.Background(), rec, testAction); err != nil {
 		t.Fatalf("create token: %v", err)
+	}
+	return tok
+}
+
+// newAdminToken creates an admin token named name.
+func (e *env) newAdminToken(t testing.TB, name string) string {
+	t.Helper()
+	tok, rec, err := rotor.NewAdminToken(nil, name, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateToken(context.Background(), rec, testAction); err != nil {
+		t.Fatalf("create admin token: %v", err)
 	}
 	return tok
 }
@@ -201,3 +226,6 @@ func (e *env) newToken(t testing.TB, id rotor.Identity) string {
 func bearer(token string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + token}}
 }
+
+// testAction is the admin action tests create tokens with.
+var testAction = rotor.AdminAction{Time: time.Now(), Actor: rotor.Actor{Name: "cli:test", Kind: rotor.ActorCLI}}

@@ -263,21 +263,82 @@ func hostileCases() []hostile {
 		{"fail/delete-bundle", func(testing.TB, *kit) call {
 			return call{Method: http.MethodDelete, Path: "/v1/bundle", Hostile: true}
 		}, http.StatusMethodNotAllowed, rotor.EMethodNotAllowed, 0, false},
-		{"fail/get-certificates", func(testing.TB, *kit) call {
-			return call{Method: http.MethodGet, Path: "/v1/certificates", Hostile: true}
-		}, http.StatusMethodNotAllowed, rotor.EMethodNotAllowed, 0, false},
-		{"fail/serial-not-hex", func(testing.TB, *kit) call {
-			return call{Method: http.MethodGet, Path: "/v1/certificates/xyz", Hostile: true}
-		}, bad, rotor.EInvalid, 0, false},
-		{"fail/serial-too-long", func(testing.TB, *kit) call {
-			return call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("a", 41), Hostile: true}
-		}, bad, rotor.EInvalid, 0, false},
-		{"fail/unknown-serial", func(testing.TB, *kit) call {
-			return call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("AB", 20)}
-		}, http.StatusNotFound, rotor.ENotFound, 0, false},
+		{"fail/list-certificates-unauthenticated", func(testing.TB, *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates"}
+		}, http.StatusUnauthorized, rotor.EUnauthenticated, 1, false},
+		{"fail/list-certificates-as-workload", func(_ testing.TB, k *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates", Header: bearer(k.e.token)}
+		}, http.StatusForbidden, rotor.EForbidden, 1, true},
+		{"fail/list-certificates-bad-limit", adminGet("/v1/certificates?limit=0", true), bad, rotor.EInvalid, 1, false},
+		{"fail/list-certificates-unknown-parameter", adminGet("/v1/certificates?serial=ab", false), bad, rotor.EInvalid, 1, false},
+		{"fail/list-certificates-repeated-parameter", adminGet("/v1/certificates?limit=1&limit=2", false), bad, rotor.EInvalid, 1, false},
+		{"fail/list-certificates-forged-cursor", adminGet("/v1/certificates?cursor=djEuLTE", false), bad, rotor.EInvalid, 1, false},
+		{"fail/list-certificates-identity-and-namespace", adminGet("/v1/certificates?identity=a/b&namespace=a", false), bad, rotor.EInvalid, 1, false},
+		{"fail/get-certificate-unauthenticated", func(testing.TB, *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("ab", 20)}
+		}, http.StatusUnauthorized, rotor.EUnauthenticated, 1, false},
+		{"fail/serial-not-hex", func(_ testing.TB, k *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates/xyz", Header: bearer(k.e.token), Hostile: true}
+		}, bad, rotor.EInvalid, 1, true},
+		{"fail/serial-too-long", func(_ testing.TB, k *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("a", 41), Header: bearer(k.e.token), Hostile: true}
+		}, bad, rotor.EInvalid, 1, true},
+		{"fail/unknown-serial-as-workload", func(_ testing.TB, k *kit) call {
+			return call{Method: http.MethodGet, Path: "/v1/certificates/" + strings.Repeat("AB", 20), Header: bearer(k.e.token)}
+		}, http.StatusForbidden, rotor.EForbidden, 1, true},
+		{"fail/unknown-serial-as-admin", adminGet("/v1/certificates/"+strings.Repeat("AB", 20), false), http.StatusNotFound, rotor.ENotFound, 1, false},
+		{"fail/deny-unauthenticated", func(testing.TB, *kit) call {
+			return call{Method: http.MethodPost, Path: "/v1/identities/shop/web/deny", Body: []byte(`{"reason":"x"}`),
+				Header: http.Header{"Content-Type": {"application/json"}}}
+		}, http.StatusUnauthorized, rotor.EUnauthenticated, 1, false},
+		{"fail/deny-as-workload", func(_ testing.TB, k *kit) call {
+			h := bearer(k.e.token)
+			h.Set("Content-Type", "application/json")
+			return call{Method: http.MethodPost, Path: "/v1/identities/shop/web/deny", Body: []byte(`{"reason":"x"}`), Header: h}
+		}, http.StatusForbidden, rotor.EForbidden, 1, true},
+		{"fail/deny-no-reason", adminPost("/v1/identities/shop/web/deny", "application/json", `{"revoke_certificates": true}`, true),
+			bad, rotor.EInvalid, 1, false},
+		{"fail/deny-unknown-field", adminPost("/v1/identities/shop/web/deny", "application/json", `{"reason": "x", "revoke": true}`, true),
+			bad, rotor.EInvalid, 1, false},
+		{"fail/deny-revoke-not-boolean", adminPost("/v1/identities/shop/web/deny", "application/json", `{"reason": "x", "revoke_certificates": "yes"}`, true),
+			bad, rotor.EInvalid, 1, false},
+		{"fail/deny-bad-identity", adminPost("/v1/identities/Shop_1/web/deny", "application/json", `{"reason": "x"}`, true),
+			bad, rotor.EInvalid, 1, false},
+		{"fail/deny-not-json", adminPost("/v1/identities/shop/web/deny", "text/plain", `reason=x`, true),
+			http.StatusUnsupportedMediaType, rotor.EUnsupportedMedia, 1, false},
+		{"fail/allow-not-denied", adminPost("/v1/identities/shop/never-denied/allow", "application/json", `{"reason": "x"}`, false),
+			http.StatusNotFound, rotor.ENotFound, 1, false},
+		{"fail/revoke-unknown-serial", adminPost("/v1/certificates/"+strings.Repeat("ab", 20)+"/revoke", "application/json", `{"reason": "keyCompromise"}`, false),
+			http.StatusNotFound, rotor.ENotFound, 1, false},
+		{"fail/revoke-unknown-reason", adminPost("/v1/certificates/"+strings.Repeat("ab", 20)+"/revoke", "application/json", `{"reason": "stolen"}`, true),
+			bad, rotor.EInvalid, 1, false},
+		{"fail/revoke-as-workload", func(_ testing.TB, k *kit) call {
+			h := bearer(k.e.token)
+			h.Set("Content-Type", "application/json")
+			return call{Method: http.MethodPost, Path: "/v1/certificates/" + strings.Repeat("ab", 20) + "/revoke",
+				Body: []byte(`{"reason":"keyCompromise"}`), Header: h}
+		}, http.StatusForbidden, rotor.EForbidden, 1, true},
 		{"fail/unknown-path", func(testing.TB, *kit) call {
 			return call{Method: http.MethodPost, Path: "/v1/certificate", Hostile: true}
 		}, http.StatusNotFound, rotor.ENotFound, 0, false},
+	}
+}
+
+// adminGet is a GET with the env's admin token; hostile if it breaks the
+// contract.
+func adminGet(path string, hostile bool) func(testing.TB, *kit) call {
+	return func(_ testing.TB, k *kit) call {
+		return call{Method: http.MethodGet, Path: path, Header: bearer(k.e.admin), Hostile: hostile}
+	}
+}
+
+// adminPost is a POST with the env's admin token; hostile if it breaks the
+// contract.
+func adminPost(path, contentType, body string, hostile bool) func(testing.TB, *kit) call {
+	return func(_ testing.TB, k *kit) call {
+		h := bearer(k.e.admin)
+		h.Set("Content-Type", contentType)
+		return call{Method: http.MethodPost, Path: path, Header: h, Body: []byte(body), Hostile: hostile}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,8 +49,8 @@ func bearerToken(h string) string {
 // in rotor.Policy.CheckCSR.
 func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor.IssueRequest, error) {
 	var req rotor.IssueRequest
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || len(r.Header.Values("Content-Type")) != 1 || (mediaType != rotor.MediaJSON && mediaType != rotor.MediaPKCS10) {
+	mediaType := mediaType(r)
+	if mediaType != rotor.MediaJSON && mediaType != rotor.MediaPKCS10 {
 		return req, rotor.Errorf(rotor.EUnsupportedMedia,
 			"send the CSR as application/json {\"csr\": PEM} or as application/pkcs10 (PEM or DER)")
 	}
@@ -82,6 +83,20 @@ func (s *server) readIssueRequest(w http.ResponseWriter, r *http.Request) (rotor
 	return req, err
 }
 
+// mediaType is the body's one Content-Type without parameters, or "" if
+// there is none, more than one, or it does not parse.
+func mediaType(r *http.Request) string {
+	ct := r.Header.Values("Content-Type")
+	if len(ct) != 1 {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct[0])
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
 // readBody reads at most MaxBody bytes, refusing larger bodies up front when
 // Content-Length announces them. The server's ReadTimeout bounds the whole
 // body, however slowly it comes.
@@ -101,42 +116,67 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
-// decodeIssueBody reads rotor.IssueBody strictly: one JSON object whose
-// keys are exactly "csr" and "ttl" (case matters), each at most once, each
-// a string, and nothing after it. encoding/json alone would match keys
-// case-insensitively and let a repeated key's last value win, so two
-// parsers could read one body two ways.
+// decodeIssueBody reads rotor.IssueBody strictly (decodeObject): csr
+// required, ttl optional.
 func decodeIssueBody(body []byte) (rotor.IssueBody, error) {
 	var in rotor.IssueBody
-	bad := func(format string, args ...any) (rotor.IssueBody, error) {
-		return rotor.IssueBody{}, rotor.Errorf(rotor.EInvalid, "request body: "+format, args...)
+	if err := decodeObject(body, `{"csr": PEM, "ttl": duration}`, field{"csr", &in.CSR}, field{"ttl", &in.TTL}); err != nil {
+		return rotor.IssueBody{}, err
+	}
+	if in.CSR == "" {
+		return rotor.IssueBody{}, rotor.Errorf(rotor.EInvalid, "request body: csr is required")
+	}
+	return in, nil
+}
+
+// field is one key decodeObject takes, and where its value goes: a
+// *string or a *bool.
+type field struct {
+	name string
+	dst  any
+}
+
+// decodeObject reads a JSON body strictly: one object whose keys are among
+// fields (case matters), each at most once, each of its field's type, and
+// nothing after it. encoding/json alone would match keys case-
+// insensitively and let a repeated key's last value win, so two parsers
+// could read one body two ways. shape describes the object for errors.
+func decodeObject(body []byte, shape string, fields ...field) error {
+	bad := func(format string, args ...any) error {
+		return rotor.Errorf(rotor.EInvalid, "request body: "+format, args...)
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return bad("want a JSON object {\"csr\": PEM, \"ttl\": duration}")
+		return bad("want a JSON object %s", shape)
 	}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		key, _ := tok.(string)
+		i := slices.Index(names, key)
 		switch {
 		case err != nil:
 			return bad("not valid JSON")
-		case key != "csr" && key != "ttl":
-			return bad("unknown field %q: the fields are csr and ttl", key)
+		case i < 0:
+			return bad("unknown field %q: the fields are %s", key, strings.Join(names, " and "))
 		case seen[key]:
 			return bad("field %q is given twice", key)
 		}
 		seen[key] = true
 		tok, err = dec.Token()
-		value, ok := tok.(string)
-		if err != nil || !ok {
-			return bad("field %q must be a string", key)
+		ok := false
+		switch dst := fields[i].dst.(type) {
+		case *string:
+			*dst, ok = tok.(string)
+		case *bool:
+			*dst, ok = tok.(bool)
 		}
-		if key == "csr" {
-			in.CSR = value
-		} else {
-			in.TTL = value
+		if err != nil || !ok {
+			return bad("field %q must be a %s", key, kindOf(fields[i].dst))
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
@@ -145,10 +185,14 @@ func decodeIssueBody(body []byte) (rotor.IssueBody, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return bad("more than one JSON value")
 	}
-	if in.CSR == "" {
-		return bad("csr is required")
+	return nil
+}
+
+func kindOf(dst any) string {
+	if _, ok := dst.(*bool); ok {
+		return "boolean"
 	}
-	return in, nil
+	return "string"
 }
 
 // csrDER unwraps a CSR's PEM armour: exactly one CERTIFICATE REQUEST (or

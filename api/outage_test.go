@@ -143,7 +143,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/readyz", "/v1/certificates/" + out.Serial} {
-		r := e.do(t, call{Method: http.MethodGet, Path: path})
+		r := e.do(t, call{Method: http.MethodGet, Path: path, Header: bearer(e.token)})
 		if r.Status != http.StatusServiceUnavailable || r.problem(t).Type != rotor.EStoreUnavailable.ProblemType() {
 			t.Errorf("%s during the outage: %d %s", path, r.Status, r.Body)
 		}

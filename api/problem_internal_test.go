@@ -33,7 +33,8 @@ func TestProblemTable(t *testing.T) {
 	t.Parallel()
 	schema := problemSchema(t)
 	want := map[rotor.ErrorCode]int{
-		rotor.EInvalid: 400, rotor.EBadCSR: 400, rotor.EUnauthenticated: 401, rotor.EForbidden: 403,
+		rotor.EInvalid: 400, rotor.EBadCSR: 400, rotor.EUnauthenticated: 401, rotor.EForbidden: 403, rotor.EDenied: 403,
+		rotor.EConflict: 409,
 		rotor.ENotFound: 404, rotor.EMethodNotAllowed: 405, rotor.ETooLarge: 413, rotor.EUnsupportedMedia: 415,
 		rotor.ERateLimited: 429, rotor.EOverloaded: 503, rotor.EStoreUnavailable: 503, rotor.ESignerUnavailable: 503,
 		rotor.EAuthUnavailable: 503, rotor.EInternal: 500,

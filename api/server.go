@@ -19,15 +19,16 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// Config wires the HTTP API. CA, Trust and Finder are required.
+// Config wires the HTTP API. CA, Trust and Certificates are required.
 type Config struct {
 	// CA issues certificates; its policy's trust domain names identities
 	// in responses.
 	CA *rotor.CA
 	// Trust gives the bundle served at GET /v1/bundle.
 	Trust rotor.TrustSource
-	// Finder answers GET /v1/certificates/{serial}.
-	Finder rotor.IssuanceFinder
+	// Certificates answers GET /v1/certificates and
+	// /v1/certificates/{serial}.
+	Certificates rotor.CertificateStore
 	// Ready are the checks behind /readyz (see ReadyCheck).
 	Ready []ReadyCheck
 	// Metrics receives request, issuance and refusal counts, and its
@@ -43,6 +44,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ReadyTimeout bounds the readiness checks together; zero means 2s.
 	ReadyTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // server holds the wired handlers' dependencies.
@@ -57,8 +60,11 @@ type server struct {
 // New checks cfg and returns the API's handler, ready to be served over TLS
 // with ServerTLSConfig.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.CA == nil || cfg.Trust == nil || cfg.Finder == nil {
-		return nil, fmt.Errorf("api: CA, Trust and Finder are required")
+	if cfg.CA == nil || cfg.Trust == nil || cfg.Certificates == nil {
+		return nil, fmt.Errorf("api: CA, Trust and Certificates are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	for i, c := range cfg.Ready {
 		if err := c.validate(); err != nil {
@@ -89,7 +95,11 @@ func New(cfg Config) (http.Handler, error) {
 	r.NotFound(s.problem.notFound)
 	r.MethodNotAllowed(s.problem.methodNotAllowed(r))
 	r.Post("/v1/certificates", s.issueCertificate)
+	r.Get("/v1/certificates", s.listCertificates)
 	r.Get("/v1/certificates/{serial}", s.getCertificate)
+	r.Post("/v1/certificates/{serial}/revoke", s.revokeCertificate)
+	r.Post("/v1/identities/{namespace}/{service_account}/deny", s.denyIdentity)
+	r.Post("/v1/identities/{namespace}/{service_account}/allow", s.allowIdentity)
 	r.Get("/v1/bundle", s.getBundle)
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.ready)

@@ -139,8 +139,8 @@ func TestNew(t *testing.T) {
 		name string
 		cfg  api.Config
 	}{
-		{"fail/no-ca", api.Config{Trust: trust, Finder: e.store}},
-		{"fail/ready-check-code", api.Config{CA: e.ca, Trust: trust, Finder: e.store,
+		{"fail/no-ca", api.Config{Trust: trust, Certificates: e.store}},
+		{"fail/ready-check-code", api.Config{CA: e.ca, Trust: trust, Certificates: e.store,
 			Ready: []api.ReadyCheck{{Name: "x", Check: func(context.Context) error { return nil }, Code: rotor.EInvalid}}}},
 	}
 	for _, c := range cases {
@@ -162,7 +162,7 @@ func TestUnknownRoutes(t *testing.T) {
 	}{
 		{http.MethodGet, "/v1/nothing", http.StatusNotFound, ""},
 		{http.MethodDelete, "/v1/bundle", http.StatusMethodNotAllowed, "GET"},
-		{http.MethodGet, "/v1/certificates", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodDelete, "/v1/certificates", http.StatusMethodNotAllowed, "GET, POST"},
 	}
 	for _, c := range cases {
 		r := e.do(t, call{Method: c.method, Path: c.path, Invalid: true})

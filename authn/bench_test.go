@@ -44,13 +44,13 @@ func BenchmarkJWT(b *testing.B) {
 
 func BenchmarkMTLS(b *testing.B) {
 	pki := newPKI(b, "bench")
-	a := NewMTLS(pki.trust(b), trustDomain, newClock().Now)
+	a := NewMTLS(pki.trust(b), onRecord, trustDomain, newClock().Now)
 	benchAuth(b, a, rotor.Credentials{PeerCertificates: pki.leaf(b, shopWeb, trustDomain, nil)})
 }
 
 func BenchmarkStaticTokens(b *testing.B) {
 	store, token := newTokenStore(b)
-	benchAuth(b, NewStaticTokens(store), rotor.Credentials{BearerToken: token})
+	benchAuth(b, NewStaticTokens(store, nil, nil), rotor.Credentials{BearerToken: token})
 }
 
 func BenchmarkTokenReview(b *testing.B) {

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,10 +13,15 @@ import (
 // field is set.
 type ChainConfig struct {
 	// MTLS accepts a still-valid certificate from Trust, presented as TLS
-	// client certificate, as its identity in TrustDomain.
+	// client certificate, as its identity in TrustDomain, if Records
+	// holds it unrevoked and its lineage's token is still usable.
 	MTLS        bool
 	Trust       rotor.TrustSource
+	Records     CertificateRecords
 	TrustDomain string
+	// AdminCA, if set, makes client certificates chaining to these roots
+	// admin callers.
+	AdminCA []*x509.Certificate
 	// Tokens, if set, accepts static tokens kept there.
 	Tokens rotor.TokenStore
 	// JWT, if set, verifies service-account JWTs offline.
@@ -36,11 +42,20 @@ func NewChain(cfg ChainConfig) (rotor.Authenticators, []string, error) {
 		chain rotor.Authenticators
 		names []string
 	)
+	if len(cfg.AdminCA) > 0 {
+		if err := CheckAdminCA(cfg.AdminCA, cfg.Trust.Trust()); err != nil {
+			return nil, nil, err
+		}
+		chain, names = append(chain, NewAdminMTLS(cfg.AdminCA, cfg.Now)), append(names, NameAdminMTLS)
+	}
 	if cfg.MTLS {
-		chain, names = append(chain, NewMTLS(cfg.Trust, cfg.TrustDomain, cfg.Now)), append(names, NameMTLS)
+		if cfg.Records == nil {
+			return nil, nil, fmt.Errorf("mTLS renewal needs the certificate records to check revocation")
+		}
+		chain, names = append(chain, NewMTLS(cfg.Trust, cfg.Records, cfg.TrustDomain, cfg.Now)), append(names, NameMTLS)
 	}
 	if cfg.Tokens != nil {
-		chain, names = append(chain, NewStaticTokens(cfg.Tokens)), append(names, NameToken)
+		chain, names = append(chain, NewStaticTokens(cfg.Tokens, cfg.Now, cfg.Logger)), append(names, NameToken)
 	}
 	if cfg.JWT != nil {
 		jc := *cfg.JWT

@@ -31,13 +31,13 @@ func TestChain(t *testing.T) {
 	pki, retired := newPKI(t, "current"), newPKI(t, "retired")
 
 	var (
-		tokens   = NewStaticTokens(store)
-		storeOut = NewStaticTokens(closedStore(t))
+		tokens   = NewStaticTokens(store, clk.Now, nil)
+		storeOut = NewStaticTokens(closedStore(t), nil, nil)
 		jwtUp    = newURLJWT(t, jwksUp, clk, nil)
 		jwtDown  = newURLJWT(t, jwksDown, clk, nil)
 		reviewUp = newReview(t, apiUp, clk, nil)
 		reviewDn = newReview(t, apiDown, clk, nil)
-		mtls     = NewMTLS(pki.trust(t), trustDomain, clk.Now)
+		mtls     = NewMTLS(pki.trust(t), onRecord, trustDomain, clk.Now)
 	)
 	tests := []struct {
 		name     string

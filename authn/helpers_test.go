@@ -113,3 +113,21 @@ func closedStore(t testing.TB) rotor.Store {
 	}
 	return st
 }
+
+// testAction is the admin action tests create tokens with.
+var testAction = rotor.AdminAction{Time: time.Now(), Actor: rotor.Actor{Name: "cli:test", Kind: rotor.ActorCLI}}
+
+// onRecord answers that every certificate is on record for shopWeb and
+// not revoked: TestMTLS checks verification; TestMTLSRenewsWhatTheCAIssued
+// checks records on a real store.
+var onRecord = recordsAs{shopWeb}
+
+type recordsAs struct{ id rotor.Identity }
+
+func (r recordsAs) CertificateStatus(_ context.Context, serial string) (*rotor.CertificateStatus, error) {
+	return &rotor.CertificateStatus{Issuance: &rotor.Issuance{Serial: serial, Identity: r.id, Credential: "jwt-subject"}}, nil
+}
+
+func (recordsAs) TokenBySubject(context.Context, string) (rotor.StaticToken, error) {
+	return rotor.StaticToken{}, rotor.Errorf(rotor.ENotFound, "no tokens here")
+}

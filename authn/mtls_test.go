@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"math/big"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,9 +72,9 @@ func (p *testPKI) leaf(t testing.TB, id rotor.Identity, td string, edit func(*x5
 func TestMTLS(t *testing.T) {
 	t.Parallel()
 	pki, other, next := newPKI(t, "current"), newPKI(t, "other"), newPKI(t, "next")
-	a := NewMTLS(pki.trust(t), trustDomain, func() time.Time { return t0 })
+	a := NewMTLS(pki.trust(t), onRecord, trustDomain, func() time.Time { return t0 })
 	// Mid root rotation: the new issuer signs, both roots are trusted.
-	rotating := NewMTLS(next.trust(t, pki.Root), trustDomain, func() time.Time { return t0 })
+	rotating := NewMTLS(next.trust(t, pki.Root), onRecord, trustDomain, func() time.Time { return t0 })
 	admin := rotor.Identity{Namespace: "shop", ServiceAccount: "admin"}
 	tests := []struct {
 		name  string
@@ -90,7 +91,7 @@ func TestMTLS(t *testing.T) {
 			c.NotBefore = t0.Add(time.Hour)
 		}), want: rotor.EUnauthenticated},
 		{name: "fail/other-root", chain: other.leaf(t, shopWeb, trustDomain, nil), want: rotor.EUnauthenticated},
-		{name: "fail/retired-root", auth: NewMTLS(next.trust(t), trustDomain, func() time.Time { return t0 }),
+		{name: "fail/retired-root", auth: NewMTLS(next.trust(t), onRecord, trustDomain, func() time.Time { return t0 }),
 			chain: pki.leaf(t, shopWeb, trustDomain, nil), want: rotor.EUnauthenticated},
 		{name: "fail/missing-intermediate", chain: pki.leaf(t, shopWeb, trustDomain, nil)[:1], want: rotor.EUnauthenticated},
 		{name: "fail/no-uri-san", chain: pki.leaf(t, shopWeb, trustDomain, func(c *x509.Certificate) { c.URIs = nil }),
@@ -150,7 +151,7 @@ func TestMTLSRenewsWhatTheCAIssued(t *testing.T) {
 	ca, err := rotor.NewCA(rotor.CAConfig{
 		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: 48 * time.Hour, ClockSkew: time.Minute},
 		Trust:  trust, Audit: st, Now: now,
-		Authenticator: rotor.Authenticators{NewMTLS(trust, trustDomain, now), NewStaticTokens(st)},
+		Authenticator: rotor.Authenticators{NewMTLS(trust, st, trustDomain, now), NewStaticTokens(st, now, nil)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,10 @@ func TestMTLSRenewsWhatTheCAIssued(t *testing.T) {
 		return iss, append([]*x509.Certificate{leaf}, issuer.Chain...)
 	}
 	first, chain := issue(rotor.Credentials{BearerToken: token})
-	renewed, _ := issue(rotor.Credentials{PeerCertificates: chain})
+	renewed, renewedChain := issue(rotor.Credentials{PeerCertificates: chain})
+	if renewed.Credential != first.TokenSubject || first.Credential != first.TokenSubject {
+		t.Errorf("credential lineage: first %q, renewal %q; want both %q", first.Credential, renewed.Credential, first.TokenSubject)
+	}
 	if renewed.Authenticator != NameMTLS || renewed.TokenSubject != "serial:"+first.Serial || renewed.Identity != shopWeb {
 		t.Errorf("renewal = %s by %s (%s), want %v by mtls with serial:%s",
 			renewed.Identity, renewed.Authenticator, renewed.TokenSubject, shopWeb, first.Serial)
@@ -181,4 +185,27 @@ func TestMTLSRenewsWhatTheCAIssued(t *testing.T) {
 	if err != nil || got.TokenSubject != renewed.TokenSubject {
 		t.Errorf("audit row = %+v, %v; want token subject %s", got, err, renewed.TokenSubject)
 	}
+
+	// Taking back: a revoked certificate no longer renews; revoking the
+	// token stops every renewal its lineage began.
+	mtls := NewMTLS(trust, st, trustDomain, now)
+	refused := func(chain []*x509.Certificate, want string) {
+		t.Helper()
+		_, err := mtls.Authenticate(ctx, rotor.Credentials{PeerCertificates: chain})
+		if rotor.ErrorCodeOf(err) != rotor.EUnauthenticated || !strings.Contains(err.Error(), want) {
+			t.Errorf("renewal = %v, want unauthenticated mentioning %q", err, want)
+		}
+	}
+	if err := st.RevokeCertificate(ctx, rotor.Revocation{Serial: renewed.Serial, Time: t0, Reason: rotor.ReasonKeyCompromise,
+		Actor: "test", Comment: "key leaked"}, testAction); err != nil {
+		t.Fatal(err)
+	}
+	refused(renewedChain, "was revoked")
+	if _, err := mtls.Authenticate(ctx, rotor.Credentials{PeerCertificates: chain}); err != nil {
+		t.Fatalf("the first certificate is not revoked: %v", err)
+	}
+	if _, err := st.RevokeToken(ctx, first.TokenSubject, testAction); err != nil {
+		t.Fatal(err)
+	}
+	refused(chain, "can no longer authenticate")
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/rotor-dev/rotor"
@@ -19,6 +20,10 @@ type Settings struct {
 
 	// TokenReview is "in-cluster" or the API server's https URL.
 	TokenReview, TokenReviewCAFile, TokenReviewTokenFile, TokenReviewAudience string
+
+	// AdminClientCA is a PEM file of the CA whose client certificates are
+	// admins.
+	AdminClientCA string
 }
 
 // RegisterFlags adds the settings to fs as flags writing to s.
@@ -34,6 +39,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.TokenReviewCAFile, "tokenreview-ca-file", "", "CA bundle of the API server (with a --tokenreview URL)")
 	fs.StringVar(&s.TokenReviewTokenFile, "tokenreview-token-file", "", "file with the bearer token rotor-ca presents to the API server (with a --tokenreview URL)")
 	fs.StringVar(&s.TokenReviewAudience, "tokenreview-audience", DefaultAudience, "audience the reviewed token must have")
+	fs.StringVar(&s.AdminClientCA, "admin-client-ca", "", "PEM file of a separate CA whose client certificates (clientAuth) are admins; never the workload CA")
 }
 
 // Validate checks the settings as a whole.
@@ -49,13 +55,29 @@ func (s Settings) Validate() error {
 	return nil
 }
 
+// Records is what the authenticators read from the store: static tokens
+// and certificate records.
+type Records interface {
+	rotor.TokenStore
+	CertificateRecords
+}
+
 // Chain builds the authenticators the settings turn on (NewChain): static
-// tokens are looked up in tokens, client certificates verified against
-// trust for identities in trustDomain.
-func (s Settings) Chain(tokens rotor.TokenStore, trust rotor.TrustSource, trustDomain string, log *slog.Logger) (rotor.Authenticators, []string, error) {
-	cc := ChainConfig{MTLS: s.MTLSRenewal, Trust: trust, TrustDomain: trustDomain, Logger: log}
+// tokens and certificate records are looked up in records, client
+// certificates verified against trust for identities in trustDomain.
+func (s Settings) Chain(records Records, trust rotor.TrustSource, trustDomain string, log *slog.Logger) (rotor.Authenticators, []string, error) {
+	cc := ChainConfig{MTLS: s.MTLSRenewal, Trust: trust, Records: records, TrustDomain: trustDomain, Logger: log}
 	if s.StaticTokens {
-		cc.Tokens = tokens
+		cc.Tokens = records
+	}
+	if s.AdminClientCA != "" {
+		pemBytes, err := os.ReadFile(s.AdminClientCA)
+		if err == nil {
+			cc.AdminCA, err = rotor.ParseCertificates(pemBytes)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("--admin-client-ca: %w", err)
+		}
 	}
 	if s.JWTIssuer != "" {
 		cc.JWT = &JWTConfig{JWKSFile: s.JWTJWKSFile, JWKSURL: s.JWTJWKSURL, JWKSCAFile: s.JWTJWKSCAFile,

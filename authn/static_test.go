@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/testenv"
@@ -16,7 +17,7 @@ func seedToken(t testing.TB, st rotor.TokenStore) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateToken(context.Background(), stored); err != nil {
+	if err := st.CreateToken(context.Background(), stored, testAction); err != nil {
 		t.Fatal(err)
 	}
 	return token
@@ -40,8 +41,40 @@ func TestStaticTokens(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			st := open(t)
-			testStaticTokens(t, NewStaticTokens(st), seedToken(t, st))
+			testStaticTokens(t, NewStaticTokens(st, nil, nil), seedToken(t, st))
+			testTokenLifecycle(t, st)
 		})
+	}
+}
+
+// testTokenLifecycle: admin tokens give admin callers; expired and revoked
+// tokens fail at once.
+func testTokenLifecycle(t *testing.T, st rotor.Store) {
+	now := t0
+	clock := func() time.Time { return now }
+	a := NewStaticTokens(st, clock, nil)
+	admin, adminRec, err := rotor.NewAdminToken(nil, "alice", time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateToken(context.Background(), adminRec, testAction); err != nil {
+		t.Fatal(err)
+	}
+	caller, err := a.Authenticate(context.Background(), rotor.Credentials{BearerToken: admin})
+	if err != nil || !caller.Admin || caller.Name != "alice" || caller.Identity != (rotor.Identity{}) {
+		t.Fatalf("admin token: caller %+v, %v; want admin alice without identity", caller, err)
+	}
+	workload := seedToken(t, st)
+	if _, err := st.RevokeToken(context.Background(), (rotor.StaticToken{Hash: rotor.HashToken(workload)}).Subject(),
+		testAction); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(time.Hour) // the admin token's expiry
+	for name, token := range map[string]string{"revoked": workload, "expired": admin} {
+		_, err := a.Authenticate(context.Background(), rotor.Credentials{BearerToken: token})
+		if rotor.ErrorCodeOf(err) != rotor.EUnauthenticated || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s token: %v, want unauthenticated saying %s", name, err, name)
+		}
 	}
 }
 
@@ -82,6 +115,6 @@ func TestStaticTokensStoreDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewStaticTokens(closedStore(t)).Authenticate(context.Background(), rotor.Credentials{BearerToken: token})
+	_, err = NewStaticTokens(closedStore(t), nil, nil).Authenticate(context.Background(), rotor.Credentials{BearerToken: token})
 	checkResult(t, rotor.Caller{}, err, rotor.EStoreUnavailable, NameToken, shopWeb)
 }

@@ -73,16 +73,10 @@ func (c *Client) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
 	}
 	req.Header.Set("Content-Type", rotor.MediaJSON)
 	req.Header.Set("Accept", rotor.MediaJSON)
-	if r.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.Token)
-	}
 	if r.BundleFingerprint != "" {
 		req.Header.Set(rotor.HeaderBundleFingerprint, r.BundleFingerprint)
 	}
-	hc := c.http
-	if r.ClientCertificate != nil {
-		hc = c.withCertificate(r.ClientCertificate)
-	}
+	hc := c.authorize(req, Credentials{Token: r.Token, ClientCertificate: r.ClientCertificate})
 	resp, err := c.do(hc, req, http.StatusCreated)
 	if err != nil {
 		return nil, err
@@ -118,15 +112,35 @@ func issued(b *rotor.IssuedCertificate, pub crypto.PublicKey) (*Issued, error) {
 		RenewAfter: b.RenewAfter}, nil
 }
 
-// Certificate looks up the issuance with the given serial (lowercase hex).
-// An unknown serial gives rotor.ENotFound.
-func (c *Client) Certificate(ctx context.Context, serial string) (*rotor.Issuance, error) {
+// Credentials prove who calls: a bearer token, or a certificate this CA
+// issued presented over mTLS.
+type Credentials struct {
+	Token             string // never logged
+	ClientCertificate *tls.Certificate
+}
+
+// authorize puts cred on req and returns the HTTP client to send it with.
+func (c *Client) authorize(req *http.Request, cred Credentials) *http.Client {
+	if cred.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+cred.Token)
+	}
+	if cred.ClientCertificate != nil {
+		return c.withCertificate(cred.ClientCertificate)
+	}
+	return c.http
+}
+
+// Certificate looks up the issuance with the given serial (lowercase hex),
+// as its own identity or an admin (cred). Another identity's serial, or
+// one the CA does not know, gives rotor.EForbidden to a workload and
+// rotor.ENotFound to an admin.
+func (c *Client) Certificate(ctx context.Context, serial string, cred Credentials) (*rotor.Issuance, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(serial), nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", rotor.MediaJSON)
-	resp, err := c.do(c.http, req, http.StatusOK)
+	resp, err := c.do(c.authorize(req, cred), req, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}

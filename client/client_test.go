@@ -230,19 +230,26 @@ func TestCertificate(t *testing.T) {
 	t.Parallel()
 	ca := catest.New(t, catest.Options{})
 	c := newClient(t, ca)
-	issued, _ := issue(t, c, ca.Token(t, webapp))
+	token, admin := ca.Token(t, webapp), ca.AdminToken(t)
+	issued, _ := issue(t, c, token)
 	tests := []struct {
 		name     string
 		serial   string
+		token    string
 		wantCode rotor.ErrorCode
 	}{
-		{name: "ok/issued", serial: issued.Serial},
-		{name: "fail/unknown", serial: strings.Repeat("ab", 20), wantCode: rotor.ENotFound},
-		{name: "fail/not-hex", serial: "XYZ", wantCode: rotor.EInvalid},
+		{name: "ok/issued", serial: issued.Serial, token: token},
+		{name: "ok/as-admin", serial: issued.Serial, token: admin},
+		{name: "fail/unknown", serial: strings.Repeat("ab", 20), token: token, wantCode: rotor.EForbidden},
+		{name: "fail/unknown-as-admin", serial: strings.Repeat("ab", 20), token: admin, wantCode: rotor.ENotFound},
+		{name: "fail/other-identity", serial: issued.Serial, token: ca.Token(t, rotor.Identity{Namespace: "x", ServiceAccount: "y"}),
+			wantCode: rotor.EForbidden},
+		{name: "fail/unauthenticated", serial: issued.Serial, wantCode: rotor.EUnauthenticated},
+		{name: "fail/not-hex", serial: "XYZ", token: token, wantCode: rotor.EInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec, err := c.Certificate(context.Background(), tt.serial)
+			rec, err := c.Certificate(context.Background(), tt.serial, client.Credentials{Token: tt.token})
 			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
 				t.Fatalf("code %q (%v), want %q", code, err, tt.wantCode)
 			}

@@ -32,13 +32,13 @@ func newTestCA(t testing.TB, trust rotor.TrustSource) *testCA {
 	t.Cleanup(func() { st.Close() })
 	token, rec, err := rotor.NewStaticToken(nil, webapp, time.Now())
 	if err == nil {
-		err = st.CreateToken(context.Background(), rec)
+		err = st.CreateToken(context.Background(), rec, testAction)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	ca, err := rotor.NewCA(rotor.CAConfig{Policy: rotor.Policy{TrustDomain: "cluster.local", DefaultTTL: time.Hour,
-		MaxTTL: time.Hour}, Trust: trust, Authenticator: authn.NewStaticTokens(st), Audit: st, Logger: quiet})
+		MaxTTL: time.Hour}, Trust: trust, Authenticator: authn.NewStaticTokens(st, nil, nil), Audit: st, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,3 +80,6 @@ func verifyLeaf(leaf *x509.Certificate, issuer *rotor.Issuer, bundle *rotor.Bund
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	return err
 }
+
+// testAction is the admin action tests create tokens with.
+var testAction = rotor.AdminAction{Time: time.Now(), Actor: rotor.Actor{Name: "cli:test", Kind: rotor.ActorCLI}}

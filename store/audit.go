@@ -7,11 +7,14 @@ import (
 	"github.com/rotor-dev/rotor"
 )
 
-// record is one audit row waiting for group commit: exactly one field is set.
+// record is one audit row waiting for group commit: exactly one of iss,
+// ref and sum is set. Its digest is computed by the caller's goroutine, so
+// the writer holding the chain lock only links.
 type record struct {
-	iss *rotor.Issuance
-	ref *rotor.Refusal
-	sum *refusalSummary
+	iss    *rotor.Issuance
+	ref    *rotor.Refusal
+	sum    *refusalSummary
+	digest digest
 }
 
 // refusalSummary is a rotor.RefusalSummary with its reasons encoded as the
@@ -42,13 +45,13 @@ func (a auditLog) RecordIssuance(ctx context.Context, iss *rotor.Issuance) error
 	if c.Certificate == nil {
 		c.Certificate = []byte{}
 	}
-	return a.batch.Submit(ctx, record{iss: &c})
+	return a.batch.Submit(ctx, record{iss: &c, digest: issuanceDigest(&c)})
 }
 
 // RecordRefusal implements rotor.AuditLog.
 func (a auditLog) RecordRefusal(ctx context.Context, r *rotor.Refusal) error {
 	c := *r
-	return a.batch.Submit(ctx, record{ref: &c})
+	return a.batch.Submit(ctx, record{ref: &c, digest: refusalDigest(&c)})
 }
 
 // RecordRefusalSummary implements rotor.AuditLog.
@@ -61,5 +64,5 @@ func (a auditLog) RecordRefusalSummary(ctx context.Context, s *rotor.RefusalSumm
 	if err != nil {
 		return rotor.WrapError(rotor.EInternal, err, "encode refusal summary")
 	}
-	return a.batch.Submit(ctx, record{sum: &refusalSummary{RefusalSummary: &c, reasons: reasons}})
+	return a.batch.Submit(ctx, record{sum: &refusalSummary{RefusalSummary: &c, reasons: reasons}, digest: summaryDigest(&c)})
 }

@@ -23,6 +23,9 @@ type backend struct {
 	fresh func(t testing.TB) string
 	// count runs a query returning one integer, outside the store.
 	count func(t testing.TB, url, query string) int64
+	// exec runs statements outside the store, as someone with plain SQL
+	// access would.
+	exec func(t testing.TB, url, query string)
 	// timeLit is t as an SQL literal this backend's time columns compare
 	// with.
 	timeLit func(t time.Time) string
@@ -86,3 +89,6 @@ func newIssuance(t testing.TB, id rotor.Identity, issuedAt time.Time) *rotor.Iss
 
 // discard keeps expected commit failures out of the test output.
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testAction is the admin action tests create tokens with.
+var testAction = rotor.AdminAction{Time: time.Now(), Actor: rotor.Actor{Name: "cli:test", Kind: rotor.ActorCLI}}

@@ -42,3 +42,12 @@ func (m *metrics) time(op string, call func() error) error {
 	}
 	return err
 }
+
+// timed is time for a call that returns a value.
+func timed[T any](m *metrics, op string, call func() (T, error)) (v T, err error) {
+	err = m.time(op, func() error {
+		v, err = call()
+		return err
+	})
+	return v, err
+}

@@ -50,37 +50,40 @@ func openPostgres(ctx context.Context, rawURL string, opts Options) (*pgStore, e
 
 const pgInsertIssuance = `INSERT INTO issuances (serial, namespace, service_account, sans,
 	key_algorithm, key_size, public_key_sha256, csr_sha256, not_before, not_after, issued_at,
-	issuer_key_id, authenticator, token_subject, remote_addr, bundle_fingerprint, certificate)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	issuer_key_id, authenticator, token_subject, remote_addr, bundle_fingerprint, certificate, credential,
+	chain_seq, chain_hash)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 
 const pgInsertRefusal = `INSERT INTO refusals (time, reason, detail, namespace, service_account,
-	authenticator, remote_addr) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	authenticator, remote_addr, chain_seq, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
-const pgInsertRefusalSummary = `INSERT INTO refusal_summaries (source, first_time, last_time, count, reasons)
-	VALUES ($1, $2, $3, $4, $5)`
+const pgInsertRefusalSummary = `INSERT INTO refusal_summaries (source, first_time, last_time, count, reasons,
+	chain_seq, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-// commit writes recs as one pipelined batch: one round trip, and one
-// implicit transaction, so one fsync, for the lot.
+// commit writes recs in one transaction that takes its turn in the chain:
+// one lock for the lot, and one fsync.
 func (s *pgStore) commit(ctx context.Context, recs []record) error {
 	for attempt := 1; ; attempt++ {
-		b := &pgx.Batch{}
-		for _, r := range recs {
-			if i := r.iss; i != nil {
-				b.Queue(pgInsertIssuance, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount, i.SANs,
-					i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256, utc(i.NotBefore), utc(i.NotAfter),
-					utc(i.IssuedAt), i.IssuerKeyID, i.Authenticator, i.TokenSubject, i.RemoteAddr,
-					i.BundleFingerprint, i.Certificate)
-				continue
+		err := s.inChain(ctx, func(_ context.Context, _ pgx.Tx, b *pgx.Batch, head *chainHead) error {
+			for _, r := range recs {
+				seq, hash := head.link(r.digest)
+				if i := r.iss; i != nil {
+					b.Queue(pgInsertIssuance, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount, i.SANs,
+						i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256, utc(i.NotBefore), utc(i.NotAfter),
+						utc(i.IssuedAt), i.IssuerKeyID, i.Authenticator, i.TokenSubject, i.RemoteAddr,
+						i.BundleFingerprint, i.Certificate, i.Credential, seq, hash)
+					continue
+				}
+				if m := r.sum; m != nil {
+					b.Queue(pgInsertRefusalSummary, m.Source, utc(m.First), utc(m.Last), m.Count, string(m.reasons), seq, hash)
+					continue
+				}
+				f := r.ref
+				b.Queue(pgInsertRefusal, utc(f.Time), string(f.Reason), f.Detail, f.Identity.Namespace,
+					f.Identity.ServiceAccount, f.Authenticator, f.RemoteAddr, seq, hash)
 			}
-			if m := r.sum; m != nil {
-				b.Queue(pgInsertRefusalSummary, m.Source, utc(m.First), utc(m.Last), m.Count, string(m.reasons))
-				continue
-			}
-			f := r.ref
-			b.Queue(pgInsertRefusal, utc(f.Time), string(f.Reason), f.Detail, f.Identity.Namespace,
-				f.Identity.ServiceAccount, f.Authenticator, f.RemoteAddr)
-		}
-		err := s.pool.SendBatch(ctx, b).Close()
+			return nil
+		})
 		// A connection the server closed while idle (a restart, a failover,
 		// pg_terminate_backend) fails before anything was sent; another
 		// connection may well work, and nothing can have been committed.
@@ -94,57 +97,59 @@ func (s *pgStore) commit(ctx context.Context, recs []record) error {
 	}
 }
 
+// inChain runs one transaction that appends rows to the audit chain. It
+// locks the chain's head (the one row of audit_chain), lets add read what
+// it needs in tx and queue its writes, each with a place from head.link,
+// then sends them with the new head in one round trip and commits. A
+// *rotor.Error from add is returned as it is.
+func (s *pgStore) inChain(ctx context.Context, add func(context.Context, pgx.Tx, *pgx.Batch, *chainHead) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+	head := &chainHead{}
+	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_chain WHERE id = 1 FOR UPDATE`).
+		Scan(&head.seq, &head.hash); err != nil {
+		return fmt.Errorf("lock the audit chain: %w", err)
+	}
+	b := &pgx.Batch{}
+	if err := add(ctx, tx, b, head); err != nil {
+		return err
+	}
+	b.Queue(`UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1`, head.seq, head.hash)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 // Issuance implements rotor.IssuanceFinder.
 func (s *pgStore) Issuance(ctx context.Context, serial string) (*rotor.Issuance, error) {
-	i := &rotor.Issuance{Serial: normalSerial(serial)}
-	err := s.pool.QueryRow(ctx, `SELECT namespace, service_account, sans, key_algorithm, key_size,
-		public_key_sha256, csr_sha256, not_before, not_after, issued_at, issuer_key_id, authenticator,
-		token_subject, remote_addr, bundle_fingerprint, certificate FROM issuances WHERE serial = $1`,
-		i.Serial).Scan(&i.Identity.Namespace, &i.Identity.ServiceAccount, &i.SANs, &i.KeyAlgorithm,
-		&i.KeySize, &i.PublicKeySHA256, &i.CSRSHA256, &i.NotBefore, &i.NotAfter, &i.IssuedAt,
-		&i.IssuerKeyID, &i.Authenticator, &i.TokenSubject, &i.RemoteAddr, &i.BundleFingerprint,
-		&i.Certificate)
+	serial = normalSerial(serial)
+	i := &rotor.Issuance{}
+	err := s.pool.QueryRow(ctx, `SELECT `+issuanceColumns+` FROM issuances WHERE serial = $1`, serial).
+		Scan(pgIssuanceDest(i)...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound("certificate " + i.Serial)
+		return nil, notFound("certificate " + serial)
 	}
 	if err != nil {
-		return nil, s.unavailable(fmt.Errorf("look up issuance %s: %w", i.Serial, err))
+		return nil, s.unavailable(fmt.Errorf("look up issuance %s: %w", serial, err))
 	}
-	i.NotBefore, i.NotAfter, i.IssuedAt = i.NotBefore.UTC(), i.NotAfter.UTC(), i.IssuedAt.UTC()
+	pgIssuanceDone(i)
 	return i, nil
 }
 
-// CreateToken implements rotor.TokenStore. A hash already stored is
-// EInvalid.
-func (s *pgStore) CreateToken(ctx context.Context, t rotor.StaticToken) error {
-	if err := checkToken(t); err != nil {
-		return err
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO static_tokens (hash, namespace, service_account, created_at)
-		VALUES ($1, $2, $3, $4)`, t.Hash, t.Identity.Namespace, t.Identity.ServiceAccount, utc(t.CreatedAt))
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		return errDuplicateToken(t)
-	}
-	if err != nil {
-		return s.unavailable(fmt.Errorf("store token %s: %w", t.Subject(), err))
-	}
-	return nil
+// pgIssuanceDest are the scan destinations of issuanceColumns.
+func pgIssuanceDest(i *rotor.Issuance) []any {
+	return []any{&i.Serial, &i.Identity.Namespace, &i.Identity.ServiceAccount, &i.SANs, &i.KeyAlgorithm,
+		&i.KeySize, &i.PublicKeySHA256, &i.CSRSHA256, &i.NotBefore, &i.NotAfter, &i.IssuedAt,
+		&i.IssuerKeyID, &i.Authenticator, &i.TokenSubject, &i.RemoteAddr, &i.BundleFingerprint,
+		&i.Certificate, &i.Credential}
 }
 
-// LookupToken implements rotor.TokenStore.
-func (s *pgStore) LookupToken(ctx context.Context, hash []byte) (rotor.StaticToken, error) {
-	t := rotor.StaticToken{Hash: hash}
-	err := s.pool.QueryRow(ctx, `SELECT namespace, service_account, created_at FROM static_tokens
-		WHERE hash = $1`, hash).Scan(&t.Identity.Namespace, &t.Identity.ServiceAccount, &t.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return rotor.StaticToken{}, notFound("token")
-	}
-	if err != nil {
-		return rotor.StaticToken{}, s.unavailable(fmt.Errorf("look up token: %w", err))
-	}
-	t.CreatedAt = t.CreatedAt.UTC()
-	return t, nil
+func pgIssuanceDone(i *rotor.Issuance) {
+	i.NotBefore, i.NotAfter, i.IssuedAt = i.NotBefore.UTC(), i.NotAfter.UTC(), i.IssuedAt.UTC()
 }
 
 // Ping implements rotor.Store: the database answers, accepts writes (not a

@@ -10,9 +10,6 @@ import (
 	"runtime"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/migrations"
 )
@@ -82,111 +79,116 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if s.insIss, err = s.w.PrepareContext(ctx, `INSERT INTO issuances (serial, namespace,
 		service_account, sans, key_algorithm, key_size, public_key_sha256, csr_sha256, not_before,
 		not_after, issued_at, issuer_key_id, authenticator, token_subject, remote_addr,
-		bundle_fingerprint, certificate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		bundle_fingerprint, certificate, credential, chain_seq, chain_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		return nil, unavailable(fmt.Errorf("prepare: %w", err))
 	}
 	if s.insRef, err = s.w.PrepareContext(ctx, `INSERT INTO refusals (time, reason, detail, namespace,
-		service_account, authenticator, remote_addr) VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		service_account, authenticator, remote_addr, chain_seq, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		return nil, unavailable(fmt.Errorf("prepare: %w", err))
 	}
 	if s.insSum, err = s.w.PrepareContext(ctx, `INSERT INTO refusal_summaries (source, first_time, last_time,
-		count, reasons) VALUES (?, ?, ?, ?, ?)`); err != nil {
+		count, reasons, chain_seq, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		return nil, unavailable(fmt.Errorf("prepare: %w", err))
 	}
 	s.batch = newBatcher(opts.batchConfig(1), s.commit)
 	return s, nil
 }
 
-// commit writes recs in one transaction with the prepared statements.
+// commit writes recs in one transaction with the prepared statements,
+// taking their places in the chain.
 func (s *sqliteStore) commit(ctx context.Context, recs []record) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	err := s.inChain(ctx, func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
+		iss, ref, sum := tx.StmtContext(ctx, s.insIss), tx.StmtContext(ctx, s.insRef), tx.StmtContext(ctx, s.insSum)
+		var err error
+		for _, r := range recs {
+			seq, hash := head.link(r.digest)
+			if m := r.sum; m != nil {
+				_, err = sum.ExecContext(ctx, m.Source, fmtTime(m.First), fmtTime(m.Last), m.Count, string(m.reasons),
+					seq, hash)
+			} else if i := r.iss; i != nil {
+				sans, _ := json.Marshal(i.SANs) // []string cannot fail to marshal
+				_, err = iss.ExecContext(ctx, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount,
+					string(sans), i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256,
+					fmtTime(i.NotBefore), fmtTime(i.NotAfter), fmtTime(i.IssuedAt), i.IssuerKeyID,
+					i.Authenticator, i.TokenSubject, i.RemoteAddr, i.BundleFingerprint, i.Certificate, i.Credential,
+					seq, hash)
+			} else {
+				f := r.ref
+				_, err = ref.ExecContext(ctx, fmtTime(f.Time), string(f.Reason), f.Detail,
+					f.Identity.Namespace, f.Identity.ServiceAccount, f.Authenticator, f.RemoteAddr, seq, hash)
+			}
+			if err != nil {
+				return fmt.Errorf("insert audit record: %w", err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	iss, ref, sum := tx.StmtContext(ctx, s.insIss), tx.StmtContext(ctx, s.insRef), tx.StmtContext(ctx, s.insSum)
-	for _, r := range recs {
-		if m := r.sum; m != nil {
-			_, err = sum.ExecContext(ctx, m.Source, fmtTime(m.First), fmtTime(m.Last), m.Count, string(m.reasons))
-		} else if i := r.iss; i != nil {
-			sans, _ := json.Marshal(i.SANs) // []string cannot fail to marshal
-			_, err = iss.ExecContext(ctx, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount,
-				string(sans), i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256,
-				fmtTime(i.NotBefore), fmtTime(i.NotAfter), fmtTime(i.IssuedAt), i.IssuerKeyID,
-				i.Authenticator, i.TokenSubject, i.RemoteAddr, i.BundleFingerprint, i.Certificate)
-		} else {
-			f := r.ref
-			_, err = ref.ExecContext(ctx, fmtTime(f.Time), string(f.Reason), f.Detail,
-				f.Identity.Namespace, f.Identity.ServiceAccount, f.Authenticator, f.RemoteAddr)
-		}
-		if err != nil {
-			return fmt.Errorf("insert audit record: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit %d audit records: %w", len(recs), err)
 	}
 	return nil
 }
 
-// Issuance implements rotor.IssuanceFinder.
-func (s *sqliteStore) Issuance(ctx context.Context, serial string) (*rotor.Issuance, error) {
-	i := &rotor.Issuance{Serial: normalSerial(serial)}
-	var sans, nb, na, at string
-	err := s.r.QueryRowContext(ctx, `SELECT namespace, service_account, sans, key_algorithm, key_size,
-		public_key_sha256, csr_sha256, not_before, not_after, issued_at, issuer_key_id, authenticator,
-		token_subject, remote_addr, bundle_fingerprint, certificate FROM issuances WHERE serial = ?`,
-		i.Serial).Scan(&i.Identity.Namespace, &i.Identity.ServiceAccount, &sans, &i.KeyAlgorithm,
-		&i.KeySize, &i.PublicKeySHA256, &i.CSRSHA256, &nb, &na, &at, &i.IssuerKeyID,
-		&i.Authenticator, &i.TokenSubject, &i.RemoteAddr, &i.BundleFingerprint, &i.Certificate)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("certificate " + i.Serial)
-	}
-	if err == nil {
-		err = errors.Join(json.Unmarshal([]byte(sans), &i.SANs),
-			parseTime(nb, &i.NotBefore), parseTime(na, &i.NotAfter), parseTime(at, &i.IssuedAt))
-	}
+// inChain runs one write transaction that appends rows to the audit chain:
+// BEGIN IMMEDIATE already holds the database's write lock, so reading the
+// head is taking the chain's turn. add reads what it needs in tx and
+// writes its rows with places from head.link. A *rotor.Error from add is
+// returned as it is.
+func (s *sqliteStore) inChain(ctx context.Context, add func(context.Context, *sql.Tx, *chainHead) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("look up issuance %s: %w", i.Serial, err))
+		return fmt.Errorf("begin: %w", err)
 	}
-	return i, nil
-}
-
-// CreateToken implements rotor.TokenStore. A hash already stored is
-// EInvalid.
-func (s *sqliteStore) CreateToken(ctx context.Context, t rotor.StaticToken) error {
-	if err := checkToken(t); err != nil {
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	head := &chainHead{}
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_chain WHERE id = 1`).Scan(&head.seq, &head.hash); err != nil {
+		return fmt.Errorf("read the audit chain head: %w", err)
+	}
+	if err := add(ctx, tx, head); err != nil {
 		return err
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO static_tokens (hash, namespace, service_account,
-		created_at) VALUES (?, ?, ?, ?)`, t.Hash, t.Identity.Namespace, t.Identity.ServiceAccount,
-		fmtTime(t.CreatedAt))
-	var sqlErr *sqlite.Error
-	if errors.As(err, &sqlErr) && sqlErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-		return errDuplicateToken(t)
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1`, head.seq, head.hash); err != nil {
+		return fmt.Errorf("advance the audit chain: %w", err)
 	}
-	if err != nil {
-		return unavailable(fmt.Errorf("store token %s: %w", t.Subject(), err))
-	}
-	return nil
+	return tx.Commit()
 }
 
-// LookupToken implements rotor.TokenStore.
-func (s *sqliteStore) LookupToken(ctx context.Context, hash []byte) (rotor.StaticToken, error) {
-	t := rotor.StaticToken{Hash: hash}
-	var created string
-	err := s.r.QueryRowContext(ctx, `SELECT namespace, service_account, created_at FROM static_tokens
-		WHERE hash = ?`, hash).Scan(&t.Identity.Namespace, &t.Identity.ServiceAccount, &created)
+// Issuance implements rotor.IssuanceFinder.
+func (s *sqliteStore) Issuance(ctx context.Context, serial string) (*rotor.Issuance, error) {
+	serial = normalSerial(serial)
+	var sc sqliteIssuance
+	err := s.r.QueryRowContext(ctx, `SELECT `+issuanceColumns+` FROM issuances WHERE serial = ?`, serial).
+		Scan(sc.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return rotor.StaticToken{}, notFound("token")
+		return nil, notFound("certificate " + serial)
 	}
 	if err == nil {
-		err = parseTime(created, &t.CreatedAt)
+		err = sc.done()
 	}
 	if err != nil {
-		return rotor.StaticToken{}, unavailable(fmt.Errorf("look up token: %w", err))
+		return nil, unavailable(fmt.Errorf("look up issuance %s: %w", serial, err))
 	}
-	return t, nil
+	return &sc.Issuance, nil
+}
+
+// sqliteIssuance scans issuanceColumns: SANs are JSON and times text.
+type sqliteIssuance struct {
+	rotor.Issuance
+	sans, nb, na, at string
+}
+
+func (sc *sqliteIssuance) dest() []any {
+	i := &sc.Issuance
+	return []any{&i.Serial, &i.Identity.Namespace, &i.Identity.ServiceAccount, &sc.sans, &i.KeyAlgorithm,
+		&i.KeySize, &i.PublicKeySHA256, &i.CSRSHA256, &sc.nb, &sc.na, &sc.at, &i.IssuerKeyID,
+		&i.Authenticator, &i.TokenSubject, &i.RemoteAddr, &i.BundleFingerprint, &i.Certificate, &i.Credential}
+}
+
+func (sc *sqliteIssuance) done() error {
+	i := &sc.Issuance
+	return errors.Join(json.Unmarshal([]byte(sc.sans), &i.SANs),
+		parseTime(sc.nb, &i.NotBefore), parseTime(sc.na, &i.NotAfter), parseTime(sc.at, &i.IssuedAt))
 }
 
 // Ping implements rotor.Store: it takes the write lock (so it fails while

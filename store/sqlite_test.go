@@ -31,6 +31,12 @@ var sqlite = backend{
 		}
 		return n
 	},
+	exec: func(t testing.TB, url, query string) {
+		t.Helper()
+		if _, err := openRaw(t, url).ExecContext(t.Context(), query); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	},
 	// What an operator would type: SQLite's datetime() format.
 	timeLit: func(t time.Time) string { return "'" + t.UTC().Format("2006-01-02 15:04:05.999999") + "'" },
 }
@@ -122,7 +128,7 @@ func TestSQLiteLocked(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"RecordIssuance": func() error { return s.RecordIssuance(t.Context(), newIssuance(t, id, time.Now())) },
 		"RecordRefusal":  func() error { return s.RecordRefusal(t.Context(), &rotor.Refusal{Time: time.Now()}) },
-		"CreateToken":    func() error { return s.CreateToken(t.Context(), tok) },
+		"CreateToken":    func() error { return s.CreateToken(t.Context(), tok, testAction) },
 		"Ping":           func() error { return s.Ping(t.Context()) },
 	} {
 		if code := rotor.ErrorCodeOf(call()); code != rotor.EStoreUnavailable {
@@ -139,7 +145,7 @@ func TestSQLiteLocked(t *testing.T) {
 	if err := s.RecordIssuance(t.Context(), newIssuance(t, id, time.Now())); err != nil {
 		t.Fatalf("RecordIssuance after the lock was released: %v", err)
 	}
-	if err := s.CreateToken(t.Context(), tok); err != nil {
+	if err := s.CreateToken(t.Context(), tok, testAction); err != nil {
 		t.Fatalf("CreateToken after the lock was released: %v", err)
 	}
 }
@@ -221,7 +227,7 @@ func TestSQLiteTokenCreateHelper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateToken(t.Context(), tok); err != nil {
+		if err := s.CreateToken(t.Context(), tok, testAction); err != nil {
 			t.Fatalf("CreateToken: %v", err)
 		}
 		fmt.Printf("hash %x\n", tok.Hash)

@@ -87,10 +87,14 @@ type Store struct {
 // backend is what each database implements; Store adds what both share.
 type backend interface {
 	rotor.AuditLog
-	rotor.IssuanceFinder
+	rotor.CertificateStore
 	rotor.TokenStore
+	rotor.AdminStore
 	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error
 	RootStatus(ctx context.Context, root string) (*RootStatus, error)
+	VerifyChain(ctx context.Context, cp *Checkpoint) (*Verification, error)
+	ChainHead(ctx context.Context) (Checkpoint, error)
+	sealLegacy(ctx context.Context) error
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -169,6 +173,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.b.sealLegacy(ctx); err != nil {
+		s.b.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -196,19 +204,72 @@ func (s *Store) Issuance(ctx context.Context, serial string) (iss *rotor.Issuanc
 	return iss, err
 }
 
-// CreateToken implements rotor.TokenStore. A hash already stored is
-// EInvalid.
-func (s *Store) CreateToken(ctx context.Context, t rotor.StaticToken) error {
-	return s.metrics.time("create_token", func() error { return s.b.CreateToken(ctx, t) })
+// CreateToken implements rotor.TokenStore.
+func (s *Store) CreateToken(ctx context.Context, t rotor.StaticToken, a rotor.AdminAction) error {
+	return s.metrics.time("create_token", func() error { return s.b.CreateToken(ctx, t, a) })
 }
 
 // LookupToken implements rotor.TokenStore.
-func (s *Store) LookupToken(ctx context.Context, hash []byte) (t rotor.StaticToken, err error) {
-	err = s.metrics.time("lookup_token", func() error {
-		t, err = s.b.LookupToken(ctx, hash)
-		return err
+func (s *Store) LookupToken(ctx context.Context, hash []byte) (rotor.StaticToken, error) {
+	return timed(s.metrics, "lookup_token", func() (rotor.StaticToken, error) { return s.b.LookupToken(ctx, hash) })
+}
+
+// TokenBySubject implements rotor.TokenStore.
+func (s *Store) TokenBySubject(ctx context.Context, subject string) (rotor.StaticToken, error) {
+	return timed(s.metrics, "token_by_subject", func() (rotor.StaticToken, error) { return s.b.TokenBySubject(ctx, subject) })
+}
+
+// Tokens implements rotor.TokenStore.
+func (s *Store) Tokens(ctx context.Context) ([]rotor.StaticToken, error) {
+	return timed(s.metrics, "tokens", func() ([]rotor.StaticToken, error) { return s.b.Tokens(ctx) })
+}
+
+// RevokeToken implements rotor.TokenStore.
+func (s *Store) RevokeToken(ctx context.Context, subject string, a rotor.AdminAction) (rotor.StaticToken, error) {
+	return timed(s.metrics, "revoke_token", func() (rotor.StaticToken, error) { return s.b.RevokeToken(ctx, subject, a) })
+}
+
+// TouchToken implements rotor.TokenStore.
+func (s *Store) TouchToken(ctx context.Context, hash []byte, at time.Time) error {
+	return s.metrics.time("touch_token", func() error { return s.b.TouchToken(ctx, hash, at) })
+}
+
+// DenyIdentity implements rotor.AdminStore.
+func (s *Store) DenyIdentity(ctx context.Context, d rotor.Denial, revoke bool, a rotor.AdminAction) ([]string, error) {
+	if err := d.Identity.Validate(); err != nil {
+		return nil, err
+	}
+	return timed(s.metrics, "deny_identity", func() ([]string, error) { return s.b.DenyIdentity(ctx, d, revoke, a) })
+}
+
+// AllowIdentity implements rotor.AdminStore.
+func (s *Store) AllowIdentity(ctx context.Context, id rotor.Identity, a rotor.AdminAction) error {
+	return s.metrics.time("allow_identity", func() error { return s.b.AllowIdentity(ctx, id, a) })
+}
+
+// RevokeCertificate implements rotor.AdminStore.
+func (s *Store) RevokeCertificate(ctx context.Context, r rotor.Revocation, a rotor.AdminAction) error {
+	if !rotor.IsLowerHex(normalSerial(r.Serial), 1, rotor.MaxSerialHex) {
+		return rotor.Errorf(rotor.EInvalid, "serial %q is not hex", r.Serial)
+	}
+	return s.metrics.time("revoke_certificate", func() error { return s.b.RevokeCertificate(ctx, r, a) })
+}
+
+// DeniedIdentities implements rotor.AdminStore.
+func (s *Store) DeniedIdentities(ctx context.Context) ([]rotor.Denial, error) {
+	return timed(s.metrics, "denied_identities", func() ([]rotor.Denial, error) { return s.b.DeniedIdentities(ctx) })
+}
+
+// CertificateStatus implements rotor.CertificateStore.
+func (s *Store) CertificateStatus(ctx context.Context, serial string) (*rotor.CertificateStatus, error) {
+	return timed(s.metrics, "certificate_status", func() (*rotor.CertificateStatus, error) {
+		return s.b.CertificateStatus(ctx, serial)
 	})
-	return t, err
+}
+
+// Issuances implements rotor.CertificateStore.
+func (s *Store) Issuances(ctx context.Context, q rotor.IssuanceQuery) (*rotor.IssuancePage, error) {
+	return timed(s.metrics, "issuances", func() (*rotor.IssuancePage, error) { return s.b.Issuances(ctx, q) })
 }
 
 // RecordBundle remembers which roots a trust bundle holds, so that the
@@ -239,12 +300,40 @@ func (s *Store) RootStatus(ctx context.Context, root string) (st *RootStatus, er
 	return st, err
 }
 
+// VerifyChain recomputes the audit chain from the rows in one consistent
+// snapshot and, with cp, checks that it passes through that checkpoint. A
+// chain that is not intact is not an error: the result says what is wrong.
+// Errors are the store's (EStoreUnavailable).
+func (s *Store) VerifyChain(ctx context.Context, cp *Checkpoint) (v *Verification, err error) {
+	err = s.metrics.time("verify_chain", func() error {
+		v, err = s.b.VerifyChain(ctx, cp)
+		return err
+	})
+	return v, err
+}
+
+// ChainHead is the audit chain's last place and hash: what a checkpoint
+// signs.
+func (s *Store) ChainHead(ctx context.Context) (cp Checkpoint, err error) {
+	err = s.metrics.time("chain_head", func() error {
+		cp, err = s.b.ChainHead(ctx)
+		return err
+	})
+	return cp, err
+}
+
 // Ping returns nil when the store can serve reads and writes with a schema
 // this binary can use.
 func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
 
 // Close commits the records already submitted, then closes the database.
 func (s *Store) Close() error { return s.b.Close() }
+
+// issuanceColumns are the columns of an issuance, named alike on both
+// backends, in the order the scanners take them.
+const issuanceColumns = `serial, namespace, service_account, sans, key_algorithm, key_size,
+	public_key_sha256, csr_sha256, not_before, not_after, issued_at, issuer_key_id, authenticator,
+	token_subject, remote_addr, bundle_fingerprint, certificate, credential`
 
 // notFound is the error for an absent row.
 func notFound(what string) error {
@@ -267,12 +356,72 @@ func checkFingerprint(fp string) error {
 	return nil
 }
 
-// checkToken rejects a token record the schema would refuse.
+// checkToken rejects a token record the schema would refuse: a workload
+// token has a valid identity, an admin token a name and no identity.
 func checkToken(t rotor.StaticToken) error {
 	if len(t.Hash) != 32 {
 		return rotor.Errorf(rotor.EInvalid, "token hash must be 32 bytes (SHA-256), got %d", len(t.Hash))
 	}
+	if t.Admin {
+		if t.Name == "" || t.Identity != (rotor.Identity{}) {
+			return rotor.Errorf(rotor.EInvalid, "an admin token needs a name and no workload identity")
+		}
+		return nil
+	}
 	return t.Identity.Validate()
+}
+
+// tokenAction is the record of creating t.
+func tokenAction(t rotor.StaticToken, a rotor.AdminAction) *rotor.AdminAction {
+	a.Action, a.Target = rotor.ActionTokenCreate, t.Subject()
+	switch {
+	case t.Admin:
+		a.Detail = "admin token for " + t.Name
+	default:
+		a.Detail = "workload token for " + t.Identity.String()
+		if t.Name != "" {
+			a.Detail += " (" + t.Name + ")"
+		}
+	}
+	if !t.ExpiresAt.IsZero() {
+		a.Detail += ", expires " + utc(t.ExpiresAt).Format(time.RFC3339)
+	}
+	return &a
+}
+
+// denyAction and friends complete an admin action's record.
+func denyAction(d rotor.Denial, revoked []string, a rotor.AdminAction) *rotor.AdminAction {
+	a.Action, a.Target = rotor.ActionDeny, d.Identity.String()
+	if a.Reason == "" {
+		a.Reason = d.Reason
+	}
+	if len(revoked) > 0 {
+		a.Detail = fmt.Sprintf("revoked %d certificates: %s", len(revoked), strings.Join(revoked, " "))
+	}
+	return &a
+}
+
+func revokeAction(r rotor.Revocation, a rotor.AdminAction) *rotor.AdminAction {
+	a.Action, a.Target = rotor.ActionRevoke, r.Serial
+	if a.Reason == "" {
+		a.Reason = r.Comment
+	}
+	a.Detail = "reason " + r.Reason.String()
+	return &a
+}
+
+// liveRevocations are the revocations DenyIdentity makes of serials.
+func liveRevocations(d rotor.Denial, serials []string) []rotor.Revocation {
+	out := make([]rotor.Revocation, len(serials))
+	for i, s := range serials {
+		out[i] = rotor.Revocation{Serial: s, Time: d.Time, Reason: rotor.ReasonPrivilegeWithdrawn, Actor: d.Actor,
+			Comment: "identity " + d.Identity.String() + " denied: " + d.Reason}
+	}
+	return out
+}
+
+func errNotRevocable(serial string) error {
+	return rotor.Errorf(rotor.EConflict, "certificate %s is revoked already", serial)
 }
 
 func errDuplicateToken(t rotor.StaticToken) error {

@@ -262,7 +262,7 @@ func testTokens(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateToken(t.Context(), tok); err != nil {
+	if err := s.CreateToken(t.Context(), tok, testAction); err != nil {
 		t.Fatalf("CreateToken: %v", err)
 	}
 	t.Run("ok/lookup", func(t *testing.T) {
@@ -283,13 +283,13 @@ func testTokens(t *testing.T, b backend) {
 			_, err := s.LookupToken(t.Context(), rotor.HashToken(token+"x"))
 			return err
 		}, rotor.ENotFound},
-		{"fail/duplicate", func() error { return s.CreateToken(t.Context(), tok) }, rotor.EInvalid},
+		{"fail/duplicate", func() error { return s.CreateToken(t.Context(), tok, testAction) }, rotor.EInvalid},
 		{"fail/short-hash", func() error {
-			return s.CreateToken(t.Context(), rotor.StaticToken{Hash: []byte{1}, Identity: id, CreatedAt: created})
+			return s.CreateToken(t.Context(), rotor.StaticToken{Hash: []byte{1}, Identity: id, CreatedAt: created}, testAction)
 		}, rotor.EInvalid},
 		{"fail/invalid-identity", func() error {
 			bad := rotor.StaticToken{Hash: bytes.Repeat([]byte{1}, 32), Identity: rotor.Identity{Namespace: "A"}}
-			return s.CreateToken(t.Context(), bad)
+			return s.CreateToken(t.Context(), bad, testAction)
 		}, rotor.EInvalid},
 	}
 	for _, tt := range tests {
@@ -349,7 +349,7 @@ func testClosed(t *testing.T, b backend) {
 			_, err := s.Issuance(t.Context(), "ab")
 			return err
 		},
-		"CreateToken": func() error { return s.CreateToken(t.Context(), tok) },
+		"CreateToken": func() error { return s.CreateToken(t.Context(), tok, testAction) },
 		"LookupToken": func() error {
 			_, err := s.LookupToken(t.Context(), tok.Hash)
 			return err

@@ -148,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("hook ran twice for %s", s)
 		}
 		seen[s] = true
-		if _, err := c.Certificate(context.Background(), s); err != nil {
+		if _, err := c.Certificate(context.Background(), s, client.Credentials{Token: strings.TrimSpace(string(token))}); err != nil {
 			t.Errorf("CA does not know serial %s: %v", s, err)
 		}
 	}

@@ -26,7 +26,16 @@ Usage:
                                   SIGHUP reloads the issuer and trust bundle
   rotor-ca init [flags]           create a root and an issuing key in a signer backend
                                   (file, pkcs11, gcpkms); prints the serve command
-  rotor-ca token create [flags]   create a static bearer token for an identity; prints it once
+  rotor-ca token create [flags]   create a static bearer token for an identity (or --admin); prints it once
+  rotor-ca token list [flags]     every token: subject, identity, created, last used, expiry, state
+  rotor-ca token revoke SUBJECT --reason WHY
+                                  revoke a token: it fails at once, and so do the renewals it began
+  rotor-ca identity deny NS/SA --reason WHY [--revoke]
+                                  the kill switch: refuse an identity on every replica
+  rotor-ca identity allow NS/SA --reason WHY
+                                  take an identity off the deny list
+  rotor-ca certificate revoke SERIAL [--reason keyCompromise] [--comment WHY]
+                                  revoke one certificate: no more mTLS renewal, on the CRL
   rotor-ca roots status [flags]   how many live identities hold a root (root rotation);
                                   exit 0 when all do, 3 when not yet
   rotor-ca migrate [flags]        apply the audit store's schema migrations
@@ -44,7 +53,10 @@ const pinEnv = envPrefix + "PKCS11_PIN"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := cli.Run(ctx, "rotor-ca", usage, []cli.Command{{Name: "serve", Run: runServe}, {Name: "init", Run: runInit},
-		{Name: "token create", Run: runTokenCreate}, {Name: "roots status", Run: runRootsStatus},
+		{Name: "token create", Run: runTokenCreate}, {Name: "token list", Run: runTokenList},
+		{Name: "token revoke", Run: runTokenRevoke}, {Name: "identity deny", Run: runIdentityDeny},
+		{Name: "identity allow", Run: runIdentityAllow}, {Name: "certificate revoke", Run: runCertificateRevoke},
+		{Name: "roots status", Run: runRootsStatus},
 		{Name: "migrate", Run: runMigrate}}, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -148,9 +148,14 @@ func TestQuickStart(t *testing.T) {
 	if strings.Contains(e2etest.ReadFile(t, ca.Log), token) {
 		t.Error("the CA logged the token")
 	}
-	// The audit record is there, by serial.
+	// The audit record is there, by serial, for the workload's token.
 	client := tlsClient(t, filepath.Join(data, "root.crt"))
-	resp, err := client.Get(ca.URL + "/v1/certificates/" + issued.Serial)
+	get, err := http.NewRequest(http.MethodGet, ca.URL+"/v1/certificates/"+issued.Serial, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(get)
 	if err != nil {
 		t.Fatal(err)
 	}

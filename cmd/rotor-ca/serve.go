@@ -35,6 +35,7 @@ type serveConfig struct {
 	RateBurst, SourceBurst int
 	MaxInFlight            int
 	Refusals               rotor.RefusalBudget
+	DenyRefresh            time.Duration
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -65,6 +66,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.IntVar(&c.MaxInFlight, "max-in-flight", 0, "issuances checked, signed and committed at once; beyond, 503 with Retry-After at once (default: 8 per signature the signer makes at once, at least 64)")
 	f.IntVar(&c.Refusals.Rows, "refusal-budget", rotor.DefaultRefusalBudget.Rows, "refusal rows per unauthenticated remote host and --refusal-interval; past it one summary row per interval; 0 for no bound")
 	f.DurationVar(&c.Refusals.Interval, "refusal-interval", rotor.DefaultRefusalBudget.Interval, "interval of --refusal-budget")
+	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store: an identity denied on another replica is refused here within this")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -97,7 +99,7 @@ func (c *serveConfig) Validate() error {
 		{c.ReloadInterval < 0, "--reload-interval must not be negative"},
 		{c.RateLimit < 0 || c.RateBurst < 1 || c.SourceRate < 0 || c.SourceBurst < 1, "rate limits must be >= 0 and bursts >= 1"},
 		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
-		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0, "--sign-timeout and --shutdown-timeout must be positive"},
+		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0, "--sign-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -159,7 +161,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go func() { defer close(reloadDone); trust.Run(reloadCtx, hup) }()
 	// The signers close last, once no request can be using them.
 	defer func() { stopReload(); <-reloadDone; trust.Close() }()
-	ca, handler, err := cfg.handler(st, trust, reg)
+	deny := &rotor.Denylist{}
+	if err := deny.Refresh(ctx, st); err != nil {
+		return fmt.Errorf("read the deny list: %w", err)
+	}
+	denyDone := make(chan struct{})
+	go func() { defer close(denyDone); deny.Run(reloadCtx, st, cfg.DenyRefresh, cfg.log) }()
+	defer func() { stopReload(); <-denyDone }()
+	ca, handler, err := cfg.handler(st, trust, deny, reg)
 	if err != nil {
 		return err
 	}
@@ -198,7 +207,7 @@ func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.
 }
 
 // handler wires the core CA and the HTTP API.
-func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
+func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rotor.Denylist, reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
 	log := c.log
 	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
 	if err != nil {
@@ -206,7 +215,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prom
 	}
 	log.Info("authenticators", "order", names)
 	cfg := rotor.CAConfig{Policy: c.Policy, Trust: trust, Authenticator: chain, Audit: st, Logger: log,
-		MaxInFlight: c.MaxInFlight, RefusalBudget: c.Refusals}
+		MaxInFlight: c.MaxInFlight, RefusalBudget: c.Refusals, Denylist: deny, Admin: st}
 	if c.RateLimit > 0 {
 		cfg.Limiter = &rotor.Limiter{Rate: c.RateLimit, Burst: c.RateBurst}
 	}
@@ -217,7 +226,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, reg *prom
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := api.New(api.Config{CA: ca, Trust: trust, Finder: st, Metrics: api.NewMetrics(reg), Logger: log,
+	h, err := api.New(api.Config{CA: ca, Trust: trust, Certificates: st, Metrics: api.NewMetrics(reg), Logger: log,
 		Ready: []api.ReadyCheck{api.StoreReady(st),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}})
 	return ca, h, err

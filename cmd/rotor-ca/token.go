@@ -5,6 +5,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/rotor-dev/rotor"
@@ -16,34 +20,184 @@ import (
 // --data-dir/--store) reads it, and prints the token alone, once.
 func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common commonFlags
-		id     rotor.Identity
+		common    commonFlags
+		id        rotor.Identity
+		admin     bool
+		name      string
+		expiresIn time.Duration
 	)
 	f := newFlagSet("token create", stderr)
 	common.register(f, "directory of the development CA's SQLite database", true)
-	f.StringVar(&id.Namespace, "namespace", "", "the identity's namespace (required)")
-	f.StringVar(&id.ServiceAccount, "service-account", "", "the identity's service account (required)")
+	f.StringVar(&id.Namespace, "namespace", "", "the workload identity's namespace (required unless --admin)")
+	f.StringVar(&id.ServiceAccount, "service-account", "", "the workload identity's service account (required unless --admin)")
+	f.BoolVar(&admin, "admin", false, "an admin token: it may deny identities, revoke certificates and read the audit, and never gets a certificate")
+	f.StringVar(&name, "name", "", "who the token is for, as token list shows it (required with --admin)")
+	f.DurationVar(&expiresIn, "expires-in", 0, "the token stops working after this long, e.g. 720h (0: until revoked)")
 	if err := common.parse(f, args, stderr); err != nil {
 		return err
 	}
-	if err := id.Validate(); err != nil {
+	if expiresIn < 0 {
+		return cli.Usagef("--expires-in must not be negative")
+	}
+	var (
+		token  string
+		record rotor.StaticToken
+		err    error
+		now    = time.Now()
+	)
+	switch {
+	case admin && id != (rotor.Identity{}):
+		return cli.Usagef("an admin token has no workload identity: drop --namespace and --service-account")
+	case admin:
+		token, record, err = rotor.NewAdminToken(rand.Reader, name, expiresIn, now)
+	default:
+		if err := id.Validate(); err != nil {
+			return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+		}
+		token, record, err = rotor.NewStaticToken(rand.Reader, id, now)
+		record.Name = name
+		if expiresIn > 0 {
+			record.ExpiresAt = now.UTC().Add(expiresIn)
+		}
+	}
+	if rotor.ErrorCodeOf(err) == rotor.EInvalid {
 		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+	}
+	if err != nil {
+		return err
 	}
 	st, err := common.openStore(ctx, store.Options{Migrate: true})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	token, record, err := rotor.NewStaticToken(rand.Reader, id, time.Now())
+	if err := st.CreateToken(ctx, record, cliAction(now, "")); err != nil {
+		return fmt.Errorf("store token %s: %w", record.Subject(), err)
+	}
+	common.log.Info("created static token", "identity", id.String(), "admin", admin, "name", name,
+		"subject", record.Subject())
+	_, err = fmt.Fprintln(stdout, token)
+	return err
+}
+
+// runTokenList prints every token's subject and state, never the token.
+func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var common commonFlags
+	f := newFlagSet("token list", stderr)
+	common.register(f, "directory of the development CA's SQLite database", true)
+	if err := common.parse(f, args, stderr); err != nil {
+		return err
+	}
+	st, err := common.openStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
-	if err := st.CreateToken(ctx, record); err != nil {
-		return fmt.Errorf("store token for %s: %w", id, err)
+	defer st.Close()
+	tokens, err := st.Tokens(ctx)
+	if err != nil {
+		return err
 	}
-	common.log.Info("created static token", "identity", id.String(), "subject", record.Subject())
-	_, err = fmt.Fprintln(stdout, token)
+	now := time.Now()
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "SUBJECT\tFOR\tNAME\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+	for _, t := range tokens {
+		who := t.Identity.String()
+		if t.Admin {
+			who = "admin"
+		}
+		state := "active"
+		if err := t.Usable(now); err != nil {
+			state = "revoked"
+			if t.RevokedAt.IsZero() {
+				state = "expired"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Subject(), who, orDash(t.Name), stamp(t.CreatedAt),
+			stamp(t.LastUsedAt), stamp(t.ExpiresAt), state)
+	}
+	return w.Flush()
+}
+
+// runTokenRevoke revokes one token by its subject: every replica refuses it
+// from its next request.
+func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		common commonFlags
+		reason string
+	)
+	f := newFlagSet("token revoke", stderr)
+	common.register(f, "directory of the development CA's SQLite database", true)
+	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
+	subject, err := positional(f, args, "SUBJECT (token:… as token list prints it)")
+	if err == nil {
+		err = common.parse(f, args[1:], stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		return cli.Usagef("--reason is required: the audit says why")
+	}
+	if _, err := rotor.ParseTokenSubject(subject); err != nil {
+		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+	}
+	st, err := common.openStore(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t, err := st.RevokeToken(ctx, subject, cliAction(time.Now(), reason))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "revoked %s (%s)\n", t.Subject(), tokenOwner(t))
 	return err
+}
+
+func tokenOwner(t rotor.StaticToken) string {
+	if t.Admin {
+		return "admin " + t.Name
+	}
+	return t.Identity.String()
+}
+
+// positional takes a command's one positional argument, which comes before
+// its flags: rotor-ca token revoke token:0123456789ab --reason lost.
+func positional(f *cli.FlagSet, args []string, what string) (string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return "", f.Parse(args)
+		}
+		return "", cli.Usagef("give %s first, then the flags", what)
+	}
+	return args[0], nil
+}
+
+// cliAction is an admin action taken with this command on the store: its
+// actor is the operating-system user on this host.
+func cliAction(now time.Time, reason string) rotor.AdminAction {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if host, err := os.Hostname(); err == nil {
+		name += "@" + host
+	}
+	return rotor.AdminAction{Time: now, Actor: rotor.Actor{Name: "cli:" + name, Kind: rotor.ActorCLI}, Reason: reason}
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // runMigrate applies the store's schema migrations and exits.

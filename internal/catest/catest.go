@@ -93,15 +93,15 @@ func New(t testing.TB, opt Options) *CA {
 		Policy: rotor.Policy{TrustDomain: TrustDomain, DefaultTTL: opt.TTL, MaxTTL: opt.MaxTTL,
 			ClockSkew: opt.ClockSkew},
 		Trust: holder,
-		Authenticator: rotor.Authenticators{authn.NewMTLS(holder, TrustDomain, nil),
-			authn.NewStaticTokens(st)},
+		Authenticator: rotor.Authenticators{authn.NewMTLS(holder, st, TrustDomain, nil),
+			authn.NewStaticTokens(st, nil, nil)},
 		Audit:  audit,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{CA: ca, Trust: holder, Finder: st, Logger: slog.New(slog.DiscardHandler)})
+	h, err := api.New(api.Config{CA: ca, Trust: holder, Certificates: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +123,23 @@ func New(t testing.TB, opt Options) *CA {
 func (c *CA) Token(t testing.TB, id rotor.Identity) string {
 	t.Helper()
 	tok, st, err := rotor.NewStaticToken(nil, id, time.Now())
-	if err != nil {
-		t.Fatal(err)
+	return c.storeToken(t, tok, st, err)
+}
+
+// AdminToken creates an admin token.
+func (c *CA) AdminToken(t testing.TB) string {
+	t.Helper()
+	tok, st, err := rotor.NewAdminToken(nil, "catest-admin", 0, time.Now())
+	return c.storeToken(t, tok, st, err)
+}
+
+func (c *CA) storeToken(t testing.TB, tok string, st rotor.StaticToken, err error) string {
+	t.Helper()
+	if err == nil {
+		err = c.store.CreateToken(context.Background(), st,
+			rotor.AdminAction{Time: st.CreatedAt, Actor: rotor.Actor{Name: "catest", Kind: rotor.ActorCLI}})
 	}
-	if err := c.store.CreateToken(context.Background(), st); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
