@@ -206,21 +206,73 @@ func TestResponseWithoutProblem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte("<html>proxy says no</html>"))
-			}))
-			defer ts.Close()
-			roots := x509.NewCertPool()
-			roots.AddCert(ts.Certificate())
-			c, err := client.New(client.Config{URL: ts.URL, Roots: roots})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = c.Bundle(context.Background(), nil)
+			err := answered(t, tt.status, http.Header{"Content-Type": {"text/html"}}, "<html>proxy says no</html>")
 			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
 				t.Errorf("code %q (%v), want %q", code, err, tt.wantCode)
+			}
+		})
+	}
+}
+
+// answered is the error the client makes of a server's answer with the
+// given status, header and body to a bundle request.
+func answered(t *testing.T, status int, header http.Header, body string) error {
+	t.Helper()
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	c, err := client.New(client.Config{URL: ts.URL, Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	_, err = c.Bundle(context.Background(), nil)
+	return err
+}
+
+// TestRetryAfterHeader: Retry-After in seconds is read from a 429 or 503,
+// from the CA or from a proxy in front of it, however long it is; a form
+// the client does not read (an HTTP date, garbage) gives zero, leaving the
+// caller's backoff in charge.
+func TestRetryAfterHeader(t *testing.T) {
+	t.Parallel()
+	limited := `{"type":"` + rotor.ERateLimited.ProblemType() + `","status":429,"detail":"slow down"}`
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		body       string
+		wantCode   rotor.ErrorCode
+		want       time.Duration
+	}{
+		{name: "ok/rate-limited", status: 429, retryAfter: "7", body: limited, wantCode: rotor.ERateLimited, want: 7 * time.Second},
+		{name: "ok/proxy-429", status: 429, retryAfter: "2", wantCode: rotor.ERateLimited, want: 2 * time.Second},
+		{name: "ok/unavailable-long", status: 503, retryAfter: "600", wantCode: rotor.ECAUnreachable, want: 10 * time.Minute},
+		{name: "ok/spaces", status: 503, retryAfter: " 3 ", wantCode: rotor.ECAUnreachable, want: 3 * time.Second},
+		{name: "fail/none", status: 503, wantCode: rotor.ECAUnreachable},
+		{name: "fail/http-date", status: 503, retryAfter: "Fri, 31 Dec 2027 23:59:59 GMT", wantCode: rotor.ECAUnreachable},
+		{name: "fail/negative", status: 429, retryAfter: "-5", wantCode: rotor.ERateLimited},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			header := http.Header{"Content-Type": {rotor.MediaProblem}}
+			if tt.retryAfter != "" {
+				header.Set("Retry-After", tt.retryAfter)
+			}
+			err := answered(t, tt.status, header, tt.body)
+			if code := rotor.ErrorCodeOf(err); code != tt.wantCode || !code.Retryable() {
+				t.Errorf("code %q (%v), want retryable %q", code, err, tt.wantCode)
+			}
+			if got := client.RetryAfter(err); got != tt.want {
+				t.Errorf("RetryAfter = %v, want %v", got, tt.want)
 			}
 		})
 	}
