@@ -51,6 +51,7 @@ type Agent struct {
 	bundle      *rotor.Bundle  // what bundle.pem holds (or will)
 	ca          *client.Client // trusts fileRoots and bundle
 	cur         *current       // the certificate on disk, nil if unusable
+	held        *issuedPair    // issued but not yet on disk: the write failed
 	mtlsRefused bool           // the CA refused cur over mTLS: use the token
 }
 

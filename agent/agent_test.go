@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +112,12 @@ func metric(t *testing.T, a *agent.Agent, series string) float64 {
 	return 0
 }
 
+// failures reads rotor_agent_failures_total for one cause.
+func failures(t *testing.T, a *agent.Agent, cause string) float64 {
+	t.Helper()
+	return metric(t, a, `rotor_agent_failures_total{cause="`+cause+`"}`)
+}
+
 // hookLog makes --exec append each new certificate's serial to a file and
 // returns the file.
 func hookLog(t *testing.T, cfg *agent.Config) string {
@@ -136,3 +145,42 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// readOnly makes dir refuse new entries, as a read-only volume would, and
+// returns what makes it writable again (also run when the test ends). A
+// chmod stops an ordinary user but not root, who bypasses permissions (and
+// the tests run as root in CI), so root gets the immutable attribute
+// instead (chattr +i): then even root's mkdir in dir fails with EPERM. The
+// test is skipped where neither holds: no chattr, a file system without
+// the attribute, no CAP_LINUX_IMMUTABLE.
+func readOnly(t *testing.T, dir string) (restore func()) {
+	t.Helper()
+	lock, unlock := exec.Command("chmod", "0500", dir), exec.Command("chmod", "0700", dir)
+	if os.Geteuid() == 0 {
+		lock, unlock = exec.Command("chattr", "+i", dir), exec.Command("chattr", "-i", dir)
+	}
+	if out, err := lock.CombinedOutput(); err != nil {
+		t.Skipf("cannot make %s read-only as uid %d: %v: %s", dir, os.Geteuid(), err, out)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if out, err := unlock.CombinedOutput(); err != nil {
+				t.Errorf("make %s writable again: %v: %s", dir, err, out)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	if err := os.Mkdir(filepath.Join(dir, "probe"), 0o700); err == nil {
+		t.Skipf("%s is still writable for uid %d after %v", dir, os.Geteuid(), lock.Args)
+	}
+	return restore
+}
+
+// testClock is the real clock moved forward by what the test says, so a
+// test can take the agent past a renewal point while the CA, which keeps
+// the real time, still issues certificates valid then.
+type testClock struct{ ahead atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *testClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }

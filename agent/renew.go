@@ -14,16 +14,57 @@ import (
 	"github.com/rotor-dev/rotor/client"
 )
 
-// renew makes one attempt: refresh the bundle, make a key and CSR, get a
-// certificate, write the three files together, run the hook. Nothing on
-// disk changes unless the attempt has a complete, verified set to write.
+// issuedPair is a certificate the CA issued, verified, with its key and
+// the bundle it was verified against: everything one WriteFiles needs.
+type issuedPair struct {
+	issued   *client.Issued
+	key      crypto.Signer
+	identity rotor.Identity
+	files    client.Files
+	issuedAt time.Time
+	renewAt  time.Time
+}
+
+// renew makes one attempt to put a new certificate on disk and tell the
+// workload. Nothing on disk changes unless the attempt has a complete, verified
+// set to write.
+//
+// A pair whose write failed (a read-only or full disk) is held and written
+// again on the next attempt before anything is asked of the CA: the disk is
+// what failed, and asking again would have the CA sign, audit and throw away
+// a certificate per retry. The CA is asked again only once the held pair is
+// past its own renewal point and its write failed once more. A working agent
+// would be renewing that pair by then anyway, so a disk that stays broken
+// costs one issuance per renewal interval, the rate of a healthy agent.
+// Until the new pair arrives the old one is kept, since a due certificate
+// still beats an expired one; an expired pair is dropped.
 func (a *Agent) renew(ctx context.Context) error {
-	if err := a.ensureCA(ctx); err != nil {
+	if p := a.held; p != nil && a.now().Before(p.issued.NotAfter) {
+		err := a.write(ctx, p)
+		if err == nil || a.now().Before(p.renewAt) {
+			return err
+		}
+	}
+	if a.held != nil && !a.now().Before(a.held.issued.NotAfter) {
+		a.held = nil
+	}
+	p, err := a.obtain(ctx)
+	if err != nil {
 		return err
+	}
+	a.held = p
+	return a.write(ctx, p)
+}
+
+// obtain gets a new certificate: refresh the bundle, make a key and CSR,
+// ask the CA, check the answer.
+func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
+	if err := a.ensureCA(ctx); err != nil {
+		return nil, err
 	}
 	b, err := a.ca.Bundle(ctx, a.bundle)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b != a.bundle {
 		if a.bundle != nil {
@@ -33,11 +74,11 @@ func (a *Agent) renew(ctx context.Context) error {
 	}
 	key, err := a.nextKey()
 	if err != nil {
-		return withCause("key", err)
+		return nil, withCause("key", err)
 	}
 	csr, err := client.NewCSR(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req := client.IssueRequest{CSR: csr, TTL: a.cfg.TTL, BundleFingerprint: a.bundle.Fingerprint}
 	// Renew with the current certificate while it is valid (it proves
@@ -47,22 +88,22 @@ func (a *Agent) renew(ctx context.Context) error {
 	if a.cur != nil && !a.mtlsRefused && a.now().Add(min(a.lifetime()/20, time.Second)).Before(a.cur.cert.Leaf.NotAfter) {
 		req.ClientCertificate = a.cur.cert
 	} else if req.Token, err = a.token(); err != nil {
-		return err
+		return nil, err
 	}
 	issued, err := a.ca.Issue(ctx, req)
 	if err != nil {
 		if req.ClientCertificate != nil && rotor.ErrorCodeOf(err) == rotor.EUnauthenticated {
 			a.mtlsRefused = true
 		}
-		return err
+		return nil, err
 	}
 	a.mtlsRefused = false
-	return a.install(ctx, issued, key)
+	return a.prepare(issued, key)
 }
 
-// install writes an issued certificate with its key and the bundle, then
-// makes it current and tells the workload.
-func (a *Agent) install(ctx context.Context, issued *client.Issued, key crypto.Signer) error {
+// prepare checks an issued certificate against the trust bundle and
+// assembles the files to write.
+func (a *Agent) prepare(issued *client.Issued, key crypto.Signer) (*issuedPair, error) {
 	inter := x509.NewCertPool()
 	for _, c := range issued.Chain {
 		inter.AddCert(c)
@@ -70,32 +111,42 @@ func (a *Agent) install(ctx context.Context, issued *client.Issued, key crypto.S
 	now := a.now()
 	if _, err := issued.Leaf.Verify(x509.VerifyOptions{Roots: a.bundle.Pool(), Intermediates: inter,
 		CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return withCause("verify", fmt.Errorf("issued certificate %s does not chain to the trust bundle: %w", issued.Serial, err))
+		return nil, withCause("verify", fmt.Errorf("issued certificate %s does not chain to the trust bundle: %w", issued.Serial, err))
 	}
 	_, id, err := client.LeafIdentity(issued.Leaf)
 	if err != nil {
-		return withCause("verify", err)
+		return nil, withCause("verify", err)
 	}
 	keyPEM, err := rotor.EncodePrivateKeyPEM(key)
 	if err != nil {
-		return withCause("key", err)
+		return nil, withCause("key", err)
 	}
-	files := client.Files{Cert: issued.PEM, Key: keyPEM, Bundle: a.bundle.PEM}
-	if err := client.WriteFiles(a.cfg.OutDir, files, now); err != nil {
+	return &issuedPair{issued: issued, key: key, identity: id, issuedAt: now,
+		files:   client.Files{Cert: issued.PEM, Key: keyPEM, Bundle: a.bundle.PEM},
+		renewAt: NextRenewal(issued.Leaf, now, issued.RenewAfter, a.cfg.RenewBefore, a.rand())}, nil
+}
+
+// write puts p on disk, makes it current and tells the workload. The
+// version directory is named after p's issuance, not the write, so a
+// restart measures the lifetime from when the CA issued it.
+func (a *Agent) write(ctx context.Context, p *issuedPair) error {
+	if err := client.WriteFiles(a.cfg.OutDir, p.files, p.issuedAt); err != nil {
 		return withCause("write", err)
 	}
-	if a.cur != nil && a.cur.identity != id {
-		a.log.Warn("Identity changed", "old", a.cur.identity.String(), "new", id.String())
+	if a.cur != nil && a.cur.identity != p.identity {
+		a.log.Warn("Identity changed", "old", a.cur.identity.String(), "new", p.identity.String())
 	}
-	a.cur = &current{cert: keyPair(issued.Leaf, issued.Chain, key), key: key, identity: id, issuedAt: now}
-	a.cur.renewAt = NextRenewal(issued.Leaf, now, issued.RenewAfter, a.cfg.RenewBefore, a.rand())
+	now := a.now()
+	a.held = nil
+	a.cur = &current{cert: keyPair(p.issued.Leaf, p.issued.Chain, p.key), key: p.key, identity: p.identity,
+		issuedAt: p.issuedAt, renewAt: p.renewAt}
 	a.metrics.renewals.Inc()
-	a.metrics.expiry.Set(float64(issued.NotAfter.Unix()))
-	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
-	a.log.Info("Certificate will expire in "+issued.NotAfter.Sub(now).Round(time.Second).String(),
-		rotor.LogEvent, EventWritten, "identity", id.String(), "serial", issued.Serial, "not_after", issued.NotAfter,
-		"renew_at", a.cur.renewAt, "out_dir", a.cfg.OutDir)
-	if err := a.hook.run(ctx, a.hookEnv(issued)); err != nil {
+	a.metrics.expiry.Set(float64(p.issued.NotAfter.Unix()))
+	a.metrics.renewAt.Set(float64(p.renewAt.Unix()))
+	a.log.Info("Certificate will expire in "+p.issued.NotAfter.Sub(now).Round(time.Second).String(),
+		rotor.LogEvent, EventWritten, "identity", p.identity.String(), "serial", p.issued.Serial,
+		"not_after", p.issued.NotAfter, "renew_at", p.renewAt, "out_dir", a.cfg.OutDir)
+	if err := a.hook.run(ctx, a.hookEnv(p.issued)); err != nil {
 		a.metrics.failed(withCause("hook", err))
 		a.log.Error("Hook failed after the new certificate was written", "error", err)
 	}
