@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -29,11 +30,6 @@ const (
 	// listen, the bound address.
 	EventListening = "agent.listening"
 )
-
-// onceAttempts bounds how often --once tries through retryable failures
-// before giving up, so a cron job or init container ends and is retried
-// by whatever runs it.
-const onceAttempts = 5
 
 // Agent keeps one certificate fresh. Run drives it; Handler may be served
 // concurrently with Run.
@@ -102,75 +98,115 @@ func New(cfg Config) (*Agent, error) {
 // (nil) except in Once mode, where it means no certificate was obtained.
 func (a *Agent) Run(ctx context.Context) error {
 	a.loadDisk()
-	if a.cur != nil && a.now().Before(a.cur.renewAt) {
+	if !a.due() {
 		a.log.Info("Reusing the certificate on disk", rotor.LogEvent, EventReused, "identity", a.cur.identity.String(),
 			"serial", serialOf(a.cur.cert.Leaf), "expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second),
 			"renew_at", a.cur.renewAt)
-		if a.cfg.Once {
-			return nil
-		}
+	}
+	if a.cfg.Once {
+		return a.runOnce(ctx)
 	}
 	for {
-		if a.cur == nil || !a.now().Before(a.cur.renewAt) {
-			err := a.renewWithRetry(ctx)
-			switch {
-			case errors.Is(err, context.Canceled) && !a.cfg.Once:
+		if !a.due() {
+			if !sleep(ctx, a.cur.renewAt.Sub(a.now())) {
 				return nil
-			case err != nil && a.cfg.Once && a.validNow():
-				// --once promises a valid certificate on disk, and one is.
-				a.log.Warn("Renewal failed, but the certificate on disk is still valid",
-					"expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second))
-				return nil
-			case err != nil || a.cfg.Once:
-				return err
 			}
 			continue
 		}
-		t := time.NewTimer(a.cur.renewAt.Sub(a.now()))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		p, err := a.renewWithRetry(ctx)
+		if errors.Is(err, context.Canceled) {
 			return nil
-		case <-t.C:
 		}
+		if err != nil {
+			return err
+		}
+		_ = a.notify(ctx, p) // logged and counted; the certificate stays
 	}
 }
 
-// renewWithRetry renews until it succeeds, backing off between attempts.
-// Refusals that cannot succeed as they are wait the longest; renewal goes
-// on anyway, since the token or the CA's policy may change. In Once mode it
-// gives up at the first refusal or after onceAttempts.
-func (a *Agent) renewWithRetry(ctx context.Context) error {
+// runOnce is Run for Once: renew if due, retrying retryable failures until
+// OnceTimeout, and fail if the hook fails, so whatever runs the agent (an
+// init container, cron) sees the failure.
+func (a *Agent) runOnce(ctx context.Context) error {
+	if !a.due() {
+		return nil
+	}
+	timeout := cmp.Or(a.cfg.OnceTimeout, DefaultOnceTimeout)
+	rctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("--once-timeout %v passed", timeout))
+	defer cancel()
+	p, err := a.renewWithRetry(rctx)
+	if err != nil && a.validNow() {
+		// --once promises a valid certificate on disk, and one is.
+		a.log.Warn("Renewal failed, but the certificate on disk is still valid",
+			"expires_in", a.cur.cert.Leaf.NotAfter.Sub(a.now()).Round(time.Second))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The hook gets its own ExecTimeout, not what is left of OnceTimeout.
+	return a.notify(ctx, p)
+}
+
+// renewWithRetry renews until it succeeds, backing off between attempts,
+// and returns the pair it put on disk. Refusals that cannot succeed as
+// they are wait the longest; renewal goes on anyway, since the token or the
+// CA's policy may change. In Once mode it gives up at the first refusal, or
+// at the first failure while the certificate on disk is still valid; ctx
+// bounds the rest. When ctx ends it returns the last failure with ctx's
+// cause, or the cause alone if no attempt failed.
+func (a *Agent) renewWithRetry(ctx context.Context) (*issuedPair, error) {
+	var last error
 	for attempt := 0; ; attempt++ {
-		err := a.renew(ctx)
+		p, err := a.renew(ctx)
 		if err == nil {
-			return nil
+			return p, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, stopped(ctx, last)
 		}
+		last = err
 		a.metrics.failed(err)
 		retryable := rotor.ErrorCodeOf(err).Retryable()
+		if a.cfg.Once && (!retryable || a.validNow()) {
+			a.logFailure(err, retryable, attempt, 0)
+			return nil, err
+		}
 		b := backoffFor(a.lifetime())
 		wait := b.Delay(attempt, a.rand())
 		if !retryable {
 			wait = b.Cap
 		}
 		wait = max(wait, client.RetryAfter(err))
-		if a.cfg.Once && (!retryable || attempt+1 >= onceAttempts) {
-			a.logFailure(err, retryable, attempt, 0)
-			return err
-		}
 		a.logFailure(err, retryable, attempt, wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if !sleep(ctx, wait) {
+			return nil, stopped(ctx, last)
 		}
 	}
 }
+
+// stopped is renewWithRetry's answer once ctx has ended.
+func stopped(ctx context.Context, last error) error {
+	if last == nil || errors.Is(ctx.Err(), context.Canceled) {
+		return context.Cause(ctx)
+	}
+	return fmt.Errorf("%w; the last attempt: %w", context.Cause(ctx), last)
+}
+
+// sleep waits d or until ctx ends, reporting whether it waited all of d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// due reports whether a new certificate is needed now.
+func (a *Agent) due() bool { return a.cur == nil || !a.now().Before(a.cur.renewAt) }
 
 // validNow reports whether the current certificate is within its validity.
 func (a *Agent) validNow() bool {

@@ -52,8 +52,12 @@ type Config struct {
 	Signal  syscall.Signal
 	PIDFile string
 	// Once makes Run return after making sure a valid certificate is on
-	// disk, for init containers and cron.
-	Once bool
+	// disk, for init containers and cron. It retries retryable failures
+	// (the CA starting up beside it, a full disk) for up to OnceTimeout,
+	// zero meaning DefaultOnceTimeout, and gives up at once on a refusal.
+	// A failing hook makes Run fail too.
+	Once        bool
+	OnceTimeout time.Duration
 	// RequestTimeout bounds each request to the CA; zero means 10s.
 	RequestTimeout time.Duration
 
@@ -63,6 +67,11 @@ type Config struct {
 	Now  func() time.Time
 	Rand func() float64
 }
+
+// DefaultOnceTimeout is how long Once mode retries when OnceTimeout is
+// zero: long enough for a CA started at the same time (a Pod, a compose
+// file) to come up, short enough that a lasting outage ends the run.
+const DefaultOnceTimeout = 5 * time.Minute
 
 // Validate checks the values that do not need the network or the disk.
 func (c *Config) Validate() error {
@@ -83,7 +92,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("give --exec or --signal, not both")
 	case (c.Signal == 0) != (c.PIDFile == ""):
 		return fmt.Errorf("--signal and --pid-file go together")
-	case c.ExecTimeout < 0 || c.RequestTimeout < 0:
+	case c.ExecTimeout < 0 || c.RequestTimeout < 0 || c.OnceTimeout < 0:
 		return fmt.Errorf("timeouts must not be negative")
 	}
 	if c.CAFingerprint != "" {

@@ -67,3 +67,43 @@ func TestWriteFailureKeepsPair(t *testing.T) {
 		t.Errorf("healthz after the write = %d, want 200", code)
 	}
 }
+
+// TestOnceWaitsForCA: --once started together with its CA retries until the
+// CA is up, well past the five tries it used to give up after, and exits
+// with a certificate on disk.
+func TestOnceWaitsForCA(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		mode     catest.Mode
+		cause    string
+		failures float64 // before the CA comes up
+	}{
+		{name: "ok/unreachable", mode: catest.Unreachable, cause: string(rotor.ECAUnreachable), failures: 7},
+		// 503 with Retry-After: 1, so a second apart.
+		{name: "ok/unavailable", mode: catest.Unavailable, cause: string(rotor.EStoreUnavailable), failures: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ca := catest.New(t, catest.Options{})
+			ca.SetMode(tt.mode)
+			cfg := testConfig(t, ca)
+			cfg.Once, cfg.OnceTimeout, cfg.Rand = true, time.Minute, func() float64 { return 0.01 }
+			a := newAgent(t, cfg)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(context.Background()) }()
+			eventually(t, "failures while the CA is away", func() bool {
+				return failures(t, a, tt.cause) >= tt.failures
+			})
+			ca.SetMode(catest.Up)
+			if err := <-done; err != nil {
+				t.Fatalf("--once after the CA came up: %v", err)
+			}
+			cert, _ := onDisk(t, cfg.OutDir)
+			if iss := ca.Issuances(); len(iss) != 1 || iss[0].Serial != cert.Leaf.SerialNumber.Text(16) {
+				t.Errorf("disk holds %x, CA issued %d", cert.Leaf.SerialNumber, len(iss))
+			}
+		})
+	}
+}

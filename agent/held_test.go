@@ -67,7 +67,7 @@ func TestRenewHeldPair(t *testing.T) {
 				files: client.Files{Cert: []byte("cert"), Key: []byte("key"), Bundle: []byte("bundle")},
 				key:   catest.NewKey(t), issuedAt: now0.Add(-time.Hour), renewAt: now0.Add(tt.renewAt)}
 			a.held = p
-			err = a.renew(context.Background())
+			_, err = a.renew(context.Background())
 			if got := causeOf(err); got != tt.wantCause {
 				t.Errorf("renew = %v (cause %q), want cause %q", err, got, tt.wantCause)
 			}

@@ -66,27 +66,37 @@ func TestSignalHookAndExecEnv(t *testing.T) {
 }
 
 // TestHookFailureCounted: a failing or hanging hook is logged and counted,
-// and the certificate stays in place.
+// and the certificate stays in place. In Once mode Run fails, so an init
+// container or cron job shows it; a running agent carries on.
 func TestHookFailureCounted(t *testing.T) {
 	t.Parallel()
 	ca := catest.New(t, catest.Options{})
 	tests := []struct {
 		name string
 		exec string
+		once bool
 	}{
-		{name: "fail/exit-status", exec: "exit 3"},
-		{name: "fail/timeout", exec: "sleep 30"},
+		{name: "fail/once-exit-status", exec: "exit 3", once: true},
+		{name: "fail/once-timeout", exec: "sleep 30", once: true},
+		{name: "fail/running-exit-status", exec: "exit 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, ca)
-			cfg.Once, cfg.Exec, cfg.ExecTimeout = true, tt.exec, 200*time.Millisecond
+			cfg.Once, cfg.Exec, cfg.ExecTimeout = tt.once, tt.exec, 200*time.Millisecond
 			a := newAgent(t, cfg)
-			if err := a.Run(context.Background()); err != nil {
-				t.Fatal(err)
+			hookFailures := func() float64 { return failures(t, a, "hook") }
+			if tt.once {
+				if err := a.Run(context.Background()); err == nil {
+					t.Error("--once with a failing hook succeeded")
+				}
+			} else {
+				stop := start(t, a)
+				eventually(t, "the hook failure", func() bool { return hookFailures() > 0 })
+				stop()
 			}
 			onDisk(t, cfg.OutDir)
-			if n := metric(t, a, `rotor_agent_failures_total{cause="hook"}`); n != 1 {
+			if n := hookFailures(); n != 1 {
 				t.Errorf("hook failures %v, want 1", n)
 			}
 		})

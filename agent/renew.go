@@ -25,8 +25,8 @@ type issuedPair struct {
 	renewAt  time.Time
 }
 
-// renew makes one attempt to put a new certificate on disk and tell the
-// workload. Nothing on disk changes unless the attempt has a complete, verified
+// renew makes one attempt to put a new certificate on disk and returns
+// it. Nothing on disk changes unless the attempt has a complete, verified
 // set to write.
 //
 // A pair whose write failed (a read-only or full disk) is held and written
@@ -38,11 +38,14 @@ type issuedPair struct {
 // costs one issuance per renewal interval, the rate of a healthy agent.
 // Until the new pair arrives the old one is kept, since a due certificate
 // still beats an expired one; an expired pair is dropped.
-func (a *Agent) renew(ctx context.Context) error {
+func (a *Agent) renew(ctx context.Context) (*issuedPair, error) {
 	if p := a.held; p != nil && a.now().Before(p.issued.NotAfter) {
-		err := a.write(ctx, p)
-		if err == nil || a.now().Before(p.renewAt) {
-			return err
+		err := a.write(p)
+		if err == nil {
+			return p, nil
+		}
+		if a.now().Before(p.renewAt) {
+			return nil, err
 		}
 	}
 	if a.held != nil && !a.now().Before(a.held.issued.NotAfter) {
@@ -50,10 +53,13 @@ func (a *Agent) renew(ctx context.Context) error {
 	}
 	p, err := a.obtain(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.held = p
-	return a.write(ctx, p)
+	if err := a.write(p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // obtain gets a new certificate: refresh the bundle, make a key and CSR,
@@ -126,10 +132,10 @@ func (a *Agent) prepare(issued *client.Issued, key crypto.Signer) (*issuedPair, 
 		renewAt: NextRenewal(issued.Leaf, now, issued.RenewAfter, a.cfg.RenewBefore, a.rand())}, nil
 }
 
-// write puts p on disk, makes it current and tells the workload. The
-// version directory is named after p's issuance, not the write, so a
-// restart measures the lifetime from when the CA issued it.
-func (a *Agent) write(ctx context.Context, p *issuedPair) error {
+// write puts p on disk and makes it current. The version directory is
+// named after p's issuance, not the write, so a restart measures the
+// lifetime from when the CA issued it.
+func (a *Agent) write(p *issuedPair) error {
 	if err := client.WriteFiles(a.cfg.OutDir, p.files, p.issuedAt); err != nil {
 		return withCause("write", err)
 	}
@@ -146,11 +152,20 @@ func (a *Agent) write(ctx context.Context, p *issuedPair) error {
 	a.log.Info("Certificate will expire in "+p.issued.NotAfter.Sub(now).Round(time.Second).String(),
 		rotor.LogEvent, EventWritten, "identity", p.identity.String(), "serial", p.issued.Serial,
 		"not_after", p.issued.NotAfter, "renew_at", p.renewAt, "out_dir", a.cfg.OutDir)
-	if err := a.hook.run(ctx, a.hookEnv(p.issued)); err != nil {
-		a.metrics.failed(withCause("hook", err))
-		a.log.Error("Hook failed after the new certificate was written", "error", err)
-	}
 	return nil
+}
+
+// notify runs the hook for the pair just written. A failure is logged and
+// counted here, and returned for Once mode to report.
+func (a *Agent) notify(ctx context.Context, p *issuedPair) error {
+	err := a.hook.run(ctx, a.hookEnv(p.issued))
+	if err == nil {
+		return nil
+	}
+	err = withCause("hook", fmt.Errorf("certificate %s is on disk, but %w", p.issued.Serial, err))
+	a.metrics.failed(err)
+	a.log.Error("Hook failed after the new certificate was written", "error", err)
+	return err
 }
 
 // nextKey is the key for the next CSR: a new one, or with ReuseKey the

@@ -138,7 +138,7 @@ func TestOutage(t *testing.T) {
 				if v != version || !cert.Leaf.Equal(before.Leaf) {
 					t.Fatalf("files changed during the outage: %s -> %s", version, v)
 				}
-				return time.Now().After(before.Leaf.NotAfter) && metric(t, a, `rotor_agent_failures_total{cause="`+tt.cause+`"}`) >= 2
+				return time.Now().After(before.Leaf.NotAfter) && failures(t, a, tt.cause) >= 2
 			})
 			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
 				t.Errorf("healthz with an expired certificate = %d, want 503", code)
@@ -159,8 +159,8 @@ func TestOutage(t *testing.T) {
 	}
 }
 
-// TestOnceFails: --once gives up at once on a refusal and after a few
-// tries on an outage, returning the coded error.
+// TestOnceFails: --once gives up at once on a refusal, and on an outage
+// or a missing token file at --once-timeout, returning the coded error.
 func TestOnceFails(t *testing.T) {
 	t.Parallel()
 	ca := catest.New(t, catest.Options{})
@@ -169,28 +169,42 @@ func TestOnceFails(t *testing.T) {
 		mut       func(*agent.Config)
 		wantCode  rotor.ErrorCode
 		wantCause string
+		retried   bool // until the timeout
 	}{
 		{name: "fail/unknown-token", mut: func(c *agent.Config) { c.Token = rotor.TokenPrefix + "unknown" },
 			wantCode: rotor.EUnauthenticated, wantCause: string(rotor.EUnauthenticated)},
 		{name: "fail/ttl-over-max", mut: func(c *agent.Config) { c.TTL = 48 * time.Hour },
 			wantCode: rotor.EInvalid, wantCause: string(rotor.EInvalid)},
 		{name: "fail/unreachable", mut: func(c *agent.Config) { c.CAURL = "https://127.0.0.1:1" },
-			wantCode: rotor.ECAUnreachable, wantCause: string(rotor.ECAUnreachable)},
+			wantCode: rotor.ECAUnreachable, wantCause: string(rotor.ECAUnreachable), retried: true},
 		{name: "fail/wrong-fingerprint", mut: func(c *agent.Config) {
 			c.CABundleFile, c.CAFingerprint = "", rotor.Fingerprint(catest.New(t, catest.Options{}).Root.Raw)
 		}, wantCode: rotor.ECAUntrusted, wantCause: string(rotor.ECAUntrusted)},
 		{name: "fail/missing-token-file", mut: func(c *agent.Config) {
 			c.Token, c.TokenFile = "", filepath.Join(t.TempDir(), "absent")
-		}, wantCode: rotor.EInternal, wantCause: "token"},
+		}, wantCode: rotor.EInternal, wantCause: "token", retried: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, ca)
-			cfg.Once, cfg.Rand = true, func() float64 { return 0 }
+			// Refusals get all the time in the world, and must not use it.
+			cfg.Once, cfg.OnceTimeout, cfg.Rand = true, time.Minute, func() float64 { return 0.01 }
+			if tt.retried {
+				cfg.OnceTimeout = 500 * time.Millisecond
+			}
 			tt.mut(&cfg)
-			err := newAgent(t, cfg).Run(context.Background())
+			a := newAgent(t, cfg)
+			began := time.Now()
+			err := a.Run(context.Background())
 			if code := rotor.ErrorCodeOf(err); code != tt.wantCode {
 				t.Errorf("Run = %v (code %q), want code %q", err, code, tt.wantCode)
+			}
+			n, took := failures(t, a, tt.wantCause), time.Since(began)
+			if tt.retried && (n < 2 || took < cfg.OnceTimeout) {
+				t.Errorf("gave up after %v failures in %v, want retries until %v", n, took, cfg.OnceTimeout)
+			}
+			if !tt.retried && (n != 1 || took > cfg.OnceTimeout/2) {
+				t.Errorf("%v failures with cause %s in %v, want one and no retry", n, tt.wantCause, took)
 			}
 			if _, _, rerr := client.ReadFiles(cfg.OutDir); rerr == nil {
 				t.Error("a failed --once left files behind")

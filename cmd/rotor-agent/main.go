@@ -67,7 +67,8 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.DurationVar(&c.ExecTimeout, "exec-timeout", agent.DefaultExecTimeout, "how long --exec may run before it is killed")
 	fs.StringVar(&o.signal, "signal", "", "signal (HUP, USR1, ...) sent to the process in --pid-file after each new certificate; the alternative to --exec")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "file holding the process ID --signal goes to")
-	fs.BoolVar(&c.Once, "once", false, "make sure a valid certificate is on disk, then exit (init containers, cron)")
+	fs.BoolVar(&c.Once, "once", false, "make sure a valid certificate is on disk, then exit (init containers, cron); exits non-zero if none could be put there, or if --exec or --signal failed")
+	fs.DurationVar(&c.OnceTimeout, "once-timeout", agent.DefaultOnceTimeout, "with --once, how long to retry while the CA cannot be reached or is unavailable, or the write fails; a refusal ends the run at once")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
 	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
 	o.logging.Register(fs)
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		defer shutdown()
 	}
 	if err := a.Run(ctx); err != nil {
-		log.Error("Giving up", "error", err)
+		log.Error("Stopping with an error", "error", err)
 		return 1
 	}
 	if ctx.Err() != nil {
