@@ -24,8 +24,19 @@ const (
 	EventWritten = "certificate.written"
 	// EventReused: the certificate found on disk at start is kept.
 	EventReused = "certificate.reused"
-	// EventFailed: an attempt failed. Attributes: cause, attempt.
+	// EventFailed: an attempt failed. Attributes: cause (as in
+	// rotor_agent_failures_total), attempt, error, retry_in unless the
+	// agent gives up; for a refusal by the CA also status, instance and
+	// detail from its problem document.
 	EventFailed = "certificate.request_failed"
+	// EventExpired: the certificate on disk has expired and no new one is
+	// in place, so the workload has none that is valid; logged at ERROR
+	// once, at the first failed attempt after expiry. Attributes:
+	// expired_at, out_dir.
+	EventExpired = "certificate.expired"
+	// EventRecovered: after EventExpired, a valid certificate is on disk
+	// again. Attributes: serial, not_after, expired_for.
+	EventRecovered = "certificate.recovered"
 	// EventListening: /healthz and /metrics are served. Attributes:
 	// listen, the bound address.
 	EventListening = "agent.listening"
@@ -49,6 +60,10 @@ type Agent struct {
 	cur         *current       // the certificate on disk, nil if unusable
 	held        *issuedPair    // issued but not yet on disk: the write failed
 	mtlsRefused bool           // the CA refused cur over mTLS: use the token
+	// foundExpiry is the NotAfter of a certificate found on disk at start
+	// that the agent could not adopt; zero if none.
+	foundExpiry time.Time
+	lapsed      bool // EventExpired was logged; EventRecovered is due
 }
 
 // current is the certificate on disk, with what the schedule needs.
@@ -179,6 +194,7 @@ func (a *Agent) renewWithRetry(ctx context.Context) (*issuedPair, error) {
 		}
 		wait = max(wait, client.RetryAfter(err))
 		a.logFailure(err, retryable, attempt, wait)
+		a.noteExpired()
 		if !sleep(ctx, wait) {
 			return nil, stopped(ctx, last)
 		}
@@ -222,8 +238,32 @@ func (a *Agent) lifetime() time.Duration {
 	return a.cfg.TTL
 }
 
-// logFailure says what went wrong and what happens next. A refusal gets
-// its problem detail and instance at ERROR, since someone must act.
+// diskExpiry is when the certificate in OutDir expires, whether or not the
+// agent could adopt it; zero if there is none.
+func (a *Agent) diskExpiry() time.Time {
+	if a.cur != nil {
+		return a.cur.cert.Leaf.NotAfter
+	}
+	return a.foundExpiry
+}
+
+// noteExpired logs EventExpired once the certificate on disk has expired:
+// from then on the workload has no valid certificate, which someone must
+// hear about. Once per lapse, not once per retry.
+func (a *Agent) noteExpired() {
+	exp := a.diskExpiry()
+	if a.lapsed || exp.IsZero() || a.now().Before(exp) {
+		return
+	}
+	a.lapsed = true
+	a.log.Error("The certificate on disk has expired and no new one could be put in place; the workload has no valid certificate",
+		rotor.LogEvent, EventExpired, "expired_at", exp, "out_dir", a.cfg.OutDir)
+}
+
+// logFailure says what went wrong and what happens next. A failure that
+// cannot succeed as it is gets ERROR, since someone must act; a refusal by
+// the CA gets its problem's status, instance and detail, so the CA's log
+// line can be found.
 func (a *Agent) logFailure(err error, retryable bool, attempt int, wait time.Duration) {
 	attrs := []any{rotor.LogEvent, EventFailed, "cause", causeOf(err), "attempt", attempt + 1, "error", err}
 	if wait > 0 {
@@ -237,10 +277,11 @@ func (a *Agent) logFailure(err error, retryable bool, attempt int, wait time.Dur
 		return
 	}
 	var p *client.Problem
-	if errors.As(err, &p) {
-		attrs = append(attrs, "status", p.Status, "problem", p.Instance)
+	if !errors.As(err, &p) {
+		a.log.Error("Certificate request failed and will not succeed until the configuration changes", attrs...)
+		return
 	}
-	attrs = append(attrs, "detail", rotor.ErrorMessageOf(err))
+	attrs = append(attrs, "status", p.Status, "instance", p.Instance, "detail", rotor.ErrorMessageOf(err))
 	a.log.Error("Certificate request refused; it will not succeed until the credentials, the request or the CA's policy change", attrs...)
 }
 

@@ -146,6 +146,72 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// logRecorder keeps what an agent logs, passing it on to the test's
+// output, so tests can check events and their attributes instead of
+// messages.
+type logRecorder struct {
+	next slog.Handler
+
+	mu      sync.Mutex
+	records []logRecord
+}
+
+type logRecord struct {
+	time  time.Time
+	level slog.Level
+	attrs map[string]any
+}
+
+// recordLogs makes cfg's agent log into the returned recorder.
+func recordLogs(t *testing.T, cfg *agent.Config) *logRecorder {
+	r := &logRecorder{next: testLogger(t).Handler()}
+	cfg.Logger = slog.New(r)
+	return r
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *logRecorder) Handle(ctx context.Context, rec slog.Record) error {
+	attrs := map[string]any{}
+	rec.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.Any()
+		return true
+	})
+	r.mu.Lock()
+	r.records = append(r.records, logRecord{time: rec.Time, level: rec.Level, attrs: attrs})
+	r.mu.Unlock()
+	return r.next.Handle(ctx, rec)
+}
+
+// WithAttrs and WithGroup are not used by the agent; attributes given
+// through them would be lost.
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { panic("logRecorder: WithAttrs") }
+func (r *logRecorder) WithGroup(string) slog.Handler      { panic("logRecorder: WithGroup") }
+
+// events returns the records of one event, oldest first.
+func (r *logRecorder) events(name string) []logRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []logRecord
+	for _, rec := range r.records {
+		if rec.attrs[rotor.LogEvent] == name {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// after is the records logged after since.
+func after(recs []logRecord, since time.Time) []logRecord {
+	var out []logRecord
+	for _, rec := range recs {
+		if rec.time.After(since) {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
 // readOnly makes dir refuse new entries, as a read-only volume would, and
 // returns what makes it writable again (also run when the test ends). A
 // chmod stops an ordinary user but not root, who bypasses permissions (and

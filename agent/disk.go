@@ -16,7 +16,8 @@ import (
 // loadDisk adopts what an earlier run left in OutDir: the bundle, if it
 // can be trusted, and the certificate, if it matches its key, chains to a
 // trusted root and is still valid. A certificate of another key type is
-// kept for authenticating the renewal but is due at once.
+// kept for authenticating the renewal but is due at once. The expiry of a
+// pair it does not adopt is kept for EventExpired.
 func (a *Agent) loadDisk() {
 	f, version, err := client.ReadFiles(a.cfg.OutDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -45,6 +46,7 @@ func (a *Agent) loadDisk() {
 		return
 	}
 	leaf, now := pair.Leaf, a.now()
+	a.foundExpiry = leaf.NotAfter // what the workload has until a new pair is written
 	inter := x509.NewCertPool()
 	for _, der := range pair.Certificate[1:] {
 		if c, err := x509.ParseCertificate(der); err == nil {

@@ -2,11 +2,15 @@ package agent_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/internal/catest"
 )
 
@@ -65,6 +69,82 @@ func TestWriteFailureKeepsPair(t *testing.T) {
 	}
 	if code, _ := get(a, "/healthz"); code != http.StatusOK {
 		t.Errorf("healthz after the write = %d, want 200", code)
+	}
+}
+
+// faultCauses are the causes a fault must be told apart from.
+var faultCauses = []string{string(rotor.ECAUnreachable), string(rotor.ECAUntrusted), string(rotor.EUnauthenticated),
+	"token", "write"}
+
+// TestFaultCauses: each fault is counted under its own cause, from zero,
+// and logged as EventFailed with that cause; a refusal by the CA carries
+// its problem's status, instance and detail.
+func TestFaultCauses(t *testing.T) {
+	t.Parallel()
+	ca, other, down := catest.New(t, catest.Options{}), catest.New(t, catest.Options{}), catest.New(t, catest.Options{})
+	down.SetMode(catest.Unreachable)
+	tests := []struct {
+		name    string
+		ca      *catest.CA
+		mut     func(*testing.T, *agent.Config)
+		cause   string
+		level   slog.Level
+		refusal bool
+	}{
+		{name: "ok/ca-unreachable", ca: down, mut: func(*testing.T, *agent.Config) {},
+			cause: string(rotor.ECAUnreachable), level: slog.LevelWarn},
+		{name: "ok/ca-untrusted-bundle", ca: ca, mut: func(t *testing.T, c *agent.Config) {
+			c.CABundleFile = testConfig(t, other).CABundleFile
+		}, cause: string(rotor.ECAUntrusted), level: slog.LevelError},
+		{name: "ok/ca-untrusted-pin", ca: ca, mut: func(_ *testing.T, c *agent.Config) {
+			c.CABundleFile, c.CAFingerprint = "", rotor.Fingerprint(other.Root.Raw)
+		}, cause: string(rotor.ECAUntrusted), level: slog.LevelError},
+		{name: "ok/refused", ca: ca, mut: func(_ *testing.T, c *agent.Config) { c.Token = rotor.TokenPrefix + "unknown" },
+			cause: string(rotor.EUnauthenticated), level: slog.LevelError, refusal: true},
+		{name: "ok/token-missing", ca: ca, mut: func(t *testing.T, c *agent.Config) {
+			c.Token, c.TokenFile = "", filepath.Join(t.TempDir(), "absent")
+		}, cause: "token", level: slog.LevelWarn},
+		{name: "ok/write-failed", ca: ca, mut: func(t *testing.T, c *agent.Config) { readOnly(t, c.OutDir) },
+			cause: "write", level: slog.LevelWarn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t, tt.ca)
+			cfg.Once, cfg.OnceTimeout, cfg.Rand = true, 300*time.Millisecond, func() float64 { return 0.01 }
+			logs := recordLogs(t, &cfg)
+			tt.mut(t, &cfg)
+			a := newAgent(t, cfg)
+			_, page := get(a, "/metrics")
+			for _, c := range faultCauses {
+				if !strings.Contains(page, `rotor_agent_failures_total{cause="`+c+`"} 0`) {
+					t.Errorf("cause %s is not counted from zero", c)
+				}
+			}
+			if err := a.Run(context.Background()); err == nil {
+				t.Fatal("Run succeeded despite the fault")
+			}
+			for _, c := range faultCauses {
+				if n := failures(t, a, c); (c == tt.cause) != (n > 0) {
+					t.Errorf("failures with cause %s: %v", c, n)
+				}
+			}
+			failed := logs.events(agent.EventFailed)
+			if len(failed) == 0 {
+				t.Fatal("no failure logged")
+			}
+			for _, rec := range failed {
+				if rec.attrs["cause"] != tt.cause || rec.level != tt.level {
+					t.Errorf("logged cause %v at %v, want %s at %v", rec.attrs["cause"], rec.level, tt.cause, tt.level)
+				}
+			}
+			if attrs := failed[0].attrs; tt.refusal {
+				if inst, _ := attrs["instance"].(string); attrs["status"] != int64(http.StatusUnauthorized) ||
+					!strings.HasPrefix(inst, "urn:rotor:request:") || attrs["detail"] == "" {
+					t.Errorf("refusal logged without the CA's problem: %v", attrs)
+				}
+			}
+		})
 	}
 }
 

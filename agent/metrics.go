@@ -34,7 +34,7 @@ func newMetrics() *metrics {
 		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_agent_renewals_total",
 			Help: "New certificates written to disk."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_failures_total",
-			Help: "Failed attempts by cause: a Rotor error code (the CA's answer, ca-unreachable, ca-untrusted), or token, write, verify, key, hook."}, []string{"cause"}),
+			Help: "Failed attempts by cause: a Rotor error code (the CA's answer or refusal; ca-unreachable: no answer; ca-untrusted: TLS verification or the fingerprint pin failed), or the agent's own token, write, verify, key, hook."}, []string{"cause"}),
 	}
 	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -52,7 +52,10 @@ func newMetrics() *metrics {
 // failed counts err under its cause.
 func (m *metrics) failed(err error) { m.failures.WithLabelValues(causeOf(err)).Inc() }
 
-// agentCauses name the failures that happen in the agent, not at the CA.
+// agentCauses name the failures that happen in the agent, not at the CA:
+// the token file missing or empty, OutDir not writable, an issued
+// certificate that does not verify, a key that cannot be made or encoded,
+// a failing hook.
 var agentCauses = []string{"token", "write", "verify", "key", "hook"}
 
 // cause marks an agent-side failure so metrics can name it; failures at or

@@ -142,8 +142,8 @@ func (a *Agent) write(p *issuedPair) error {
 	if a.cur != nil && a.cur.identity != p.identity {
 		a.log.Warn("Identity changed", "old", a.cur.identity.String(), "new", p.identity.String())
 	}
-	now := a.now()
-	a.held = nil
+	prevExpiry, now := a.diskExpiry(), a.now()
+	a.held, a.foundExpiry = nil, time.Time{}
 	a.cur = &current{cert: keyPair(p.issued.Leaf, p.issued.Chain, p.key), key: p.key, identity: p.identity,
 		issuedAt: p.issuedAt, renewAt: p.renewAt}
 	a.metrics.renewals.Inc()
@@ -152,6 +152,11 @@ func (a *Agent) write(p *issuedPair) error {
 	a.log.Info("Certificate will expire in "+p.issued.NotAfter.Sub(now).Round(time.Second).String(),
 		rotor.LogEvent, EventWritten, "identity", p.identity.String(), "serial", p.issued.Serial,
 		"not_after", p.issued.NotAfter, "renew_at", p.renewAt, "out_dir", a.cfg.OutDir)
+	if a.lapsed {
+		a.lapsed = false
+		a.log.Info("A valid certificate is back on disk", rotor.LogEvent, EventRecovered, "serial", p.issued.Serial,
+			"not_after", p.issued.NotAfter, "expired_for", now.Sub(prevExpiry).Round(time.Millisecond))
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/ed25519"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,8 +107,10 @@ func TestRotates(t *testing.T) {
 }
 
 // TestOutage: while the CA is down past the certificate's expiry, the files
-// on disk stay as they were and failures are counted by cause; when it is
-// back, the agent renews with its token, since the certificate expired.
+// on disk stay as they were, failures are counted by cause and the expiry
+// is logged at ERROR once, not once per retry; when the CA is back, the
+// agent renews with its token, since the certificate expired, and logs the
+// recovery once.
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -123,6 +126,7 @@ func TestOutage(t *testing.T) {
 			t.Parallel()
 			ca := catest.New(t, catest.Options{TTL: 2 * time.Second})
 			cfg := testConfig(t, ca)
+			logs := recordLogs(t, &cfg)
 			a := newAgent(t, cfg)
 			stop := start(t, a)
 			defer stop()
@@ -140,6 +144,14 @@ func TestOutage(t *testing.T) {
 				}
 				return time.Now().After(before.Leaf.NotAfter) && failures(t, a, tt.cause) >= 2
 			})
+			eventually(t, "two failures after the expiry was logged", func() bool {
+				expired := logs.events(agent.EventExpired)
+				return len(expired) > 0 && len(after(logs.events(agent.EventFailed), expired[0].time)) >= 2
+			})
+			if expired := logs.events(agent.EventExpired); len(expired) != 1 || expired[0].level != slog.LevelError ||
+				expired[0].time.Before(before.Leaf.NotAfter) {
+				t.Errorf("expiry logged %d times (%+v), want once at ERROR after %v", len(expired), expired, before.Leaf.NotAfter)
+			}
 			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
 				t.Errorf("healthz with an expired certificate = %d, want 503", code)
 			}
@@ -154,6 +166,17 @@ func TestOutage(t *testing.T) {
 			})
 			if code, _ := get(a, "/healthz"); code != http.StatusOK {
 				t.Errorf("healthz after recovery = %d, want 200", code)
+			}
+			// Counted at the recovery: two-second certificates renewed under
+			// load may lapse again later, which is another lapse to log.
+			eventually(t, "the recovery logged", func() bool { return len(logs.events(agent.EventRecovered)) > 0 })
+			recovered := logs.events(agent.EventRecovered)
+			written := after(logs.events(agent.EventWritten), logs.events(agent.EventExpired)[0].time)
+			if len(recovered) != 1 || recovered[0].level != slog.LevelInfo || recovered[0].attrs["serial"] != written[0].attrs["serial"] {
+				t.Errorf("recovery logged as %+v, want once at INFO for %v", recovered, written[0].attrs["serial"])
+			}
+			if n := len(logs.events(agent.EventExpired)); n != 1 {
+				t.Errorf("expiry logged %d times, want once", n)
 			}
 		})
 	}
