@@ -187,12 +187,7 @@ func (a *Agent) renewWithRetry(ctx context.Context) (*issuedPair, error) {
 			a.logFailure(err, retryable, attempt, 0)
 			return nil, err
 		}
-		b := backoffFor(a.lifetime())
-		wait := b.Delay(attempt, a.rand())
-		if !retryable {
-			wait = b.Cap
-		}
-		wait = max(wait, client.RetryAfter(err))
+		wait := a.retryWait(err, attempt)
 		a.logFailure(err, retryable, attempt, wait)
 		a.noteExpired()
 		if !sleep(ctx, wait) {
@@ -207,6 +202,35 @@ func stopped(ctx context.Context, last error) error {
 		return context.Cause(ctx)
 	}
 	return fmt.Errorf("%w; the last attempt: %w", context.Cause(ctx), last)
+}
+
+// retryWait is how long to wait after attempt failed with err: the
+// jittered backoff, or its cap after a refusal, or the CA's Retry-After if
+// that is longer. The CA knows its outage or its limit better than the
+// backoff does, so a Retry-After beyond the cap is honoured too, with one
+// exception: no wait runs past the last moment the certificate on disk can
+// still authenticate its renewal (renewableUntil), nor past its expiry.
+// Sleeping through either leaves the workload without a valid certificate
+// for want of one attempt, which costs the CA little; and the attempt at
+// expiry makes EventExpired as punctual as the expiry. Once the certificate
+// has expired there is nothing left to save, and the CA gets its wish.
+func (a *Agent) retryWait(err error, attempt int) time.Duration {
+	b := backoffFor(a.lifetime())
+	wait := b.Delay(attempt, a.rand())
+	if !rotor.ErrorCodeOf(err).Retryable() {
+		wait = b.Cap
+	}
+	wait = max(wait, client.RetryAfter(err))
+	if a.cur == nil {
+		return wait
+	}
+	now := a.now()
+	for _, deadline := range []time.Time{a.renewableUntil(), a.cur.cert.Leaf.NotAfter} {
+		if left := deadline.Sub(now); left > 0 {
+			return min(wait, left)
+		}
+	}
+	return wait
 }
 
 // sleep waits d or until ctx ends, reporting whether it waited all of d.
@@ -228,6 +252,13 @@ func (a *Agent) due() bool { return a.cur == nil || !a.now().Before(a.cur.renewA
 func (a *Agent) validNow() bool {
 	now := a.now()
 	return a.cur != nil && !now.Before(a.cur.cert.Leaf.NotBefore) && now.Before(a.cur.cert.Leaf.NotAfter)
+}
+
+// renewableUntil is the last moment the current certificate can
+// authenticate its own renewal: its expiry less a margin for the round
+// trip, a twentieth of its lifetime and at most a second.
+func (a *Agent) renewableUntil() time.Time {
+	return a.cur.cert.Leaf.NotAfter.Add(-min(a.lifetime()/20, time.Second))
 }
 
 // lifetime is the current certificate's, else the requested TTL, else 0.

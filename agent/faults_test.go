@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
+	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/catest"
 )
 
@@ -185,5 +186,34 @@ func TestOnceWaitsForCA(t *testing.T) {
 				t.Errorf("disk holds %x, CA issued %d", cert.Leaf.SerialNumber, len(iss))
 			}
 		})
+	}
+}
+
+// TestRetryAfter: a 503 with Retry-After: 1 holds every retry back at least
+// a second, although the backoff for a five-second certificate would retry
+// within 50-500ms; when the CA is back the agent gets its certificate.
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	ca := catest.New(t, catest.Options{})
+	ca.SetMode(catest.Unavailable)
+	cfg := testConfig(t, ca)
+	cfg.TTL = 5 * time.Second
+	logs := recordLogs(t, &cfg)
+	stop := start(t, newAgent(t, cfg))
+	defer stop()
+	eventually(t, "three failures", func() bool { return len(logs.events(agent.EventFailed)) >= 3 })
+	ca.SetMode(catest.Up)
+	eventually(t, "the certificate", func() bool { return len(logs.events(agent.EventWritten)) > 0 })
+	failed := logs.events(agent.EventFailed)
+	for i, rec := range failed {
+		if wait, _ := rec.attrs["retry_in"].(time.Duration); wait < time.Second {
+			t.Errorf("failure %d (%v): retry in %v, want at least the 1s of Retry-After", i+1, rec.attrs["error"], wait)
+		}
+		if i > 0 && rec.time.Sub(failed[i-1].time) < time.Second {
+			t.Errorf("attempt %d came %v after the one before, within Retry-After", i+1, rec.time.Sub(failed[i-1].time))
+		}
+	}
+	if _, _, err := client.ReadFiles(cfg.OutDir); err != nil {
+		t.Error(err)
 	}
 }

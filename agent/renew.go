@@ -89,9 +89,8 @@ func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
 	req := client.IssueRequest{CSR: csr, TTL: a.cfg.TTL, BundleFingerprint: a.bundle.Fingerprint}
 	// Renew with the current certificate while it is valid (it proves
 	// the same identity without the token's exposure); fall back to the
-	// token once it has expired or the CA refused it. The margin covers
-	// the round trip: a twentieth of the lifetime, at most a second.
-	if a.cur != nil && !a.mtlsRefused && a.now().Add(min(a.lifetime()/20, time.Second)).Before(a.cur.cert.Leaf.NotAfter) {
+	// token once it has expired or the CA refused it.
+	if a.cur != nil && !a.mtlsRefused && a.now().Before(a.renewableUntil()) {
 		req.ClientCertificate = a.cur.cert
 	} else if req.Token, err = a.token(); err != nil {
 		return nil, err
