@@ -116,20 +116,11 @@ func TestFaultCauses(t *testing.T) {
 			logs := recordLogs(t, &cfg)
 			tt.mut(t, &cfg)
 			a := newAgent(t, cfg)
-			_, page := get(a, "/metrics")
-			for _, c := range faultCauses {
-				if !strings.Contains(page, `rotor_agent_failures_total{cause="`+c+`"} 0`) {
-					t.Errorf("cause %s is not counted from zero", c)
-				}
-			}
+			checkCauses(t, a, "")
 			if err := a.Run(context.Background()); err == nil {
 				t.Fatal("Run succeeded despite the fault")
 			}
-			for _, c := range faultCauses {
-				if n := failures(t, a, c); (c == tt.cause) != (n > 0) {
-					t.Errorf("failures with cause %s: %v", c, n)
-				}
-			}
+			checkCauses(t, a, tt.cause)
 			failed := logs.events(agent.EventFailed)
 			if len(failed) == 0 {
 				t.Fatal("no failure logged")
@@ -146,6 +137,21 @@ func TestFaultCauses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkCauses checks that every fault cause is exported, and that only
+// want ("" for none) has been counted.
+func checkCauses(t *testing.T, a *agent.Agent, want string) {
+	t.Helper()
+	_, page := get(a, "/metrics")
+	for _, c := range faultCauses {
+		if !strings.Contains(page, `rotor_agent_failures_total{cause="`+c+`"} `) {
+			t.Errorf("cause %s is not exported", c)
+		}
+		if n := failures(t, a, c); (c == want) != (n > 0) {
+			t.Errorf("failures with cause %s: %v", c, n)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"math/big"
 	"os"
@@ -25,13 +26,9 @@ func TestRenewHeldPair(t *testing.T) {
 	t.Parallel()
 	ca := catest.New(t, catest.Options{})
 	ca.SetMode(catest.Unreachable)
-	bundle := filepath.Join(t.TempDir(), "root.crt")
-	if err := os.WriteFile(bundle, ca.Bundle.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// A directory below a regular file cannot be made, by root either.
-	blocked := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+	bundle, blocked := filepath.Join(t.TempDir(), "root.crt"), filepath.Join(t.TempDir(), "file")
+	if err := errors.Join(os.WriteFile(bundle, ca.Bundle.PEM, 0o644), os.WriteFile(blocked, nil, 0o644)); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -144,14 +144,7 @@ func TestOutage(t *testing.T) {
 				}
 				return time.Now().After(before.Leaf.NotAfter) && failures(t, a, tt.cause) >= 2
 			})
-			eventually(t, "two failures after the expiry was logged", func() bool {
-				expired := logs.events(agent.EventExpired)
-				return len(expired) > 0 && len(after(logs.events(agent.EventFailed), expired[0].time)) >= 2
-			})
-			if expired := logs.events(agent.EventExpired); len(expired) != 1 || expired[0].level != slog.LevelError ||
-				expired[0].time.Before(before.Leaf.NotAfter) {
-				t.Errorf("expiry logged %d times (%+v), want once at ERROR after %v", len(expired), expired, before.Leaf.NotAfter)
-			}
+			checkExpiryLogged(t, logs, before.Leaf.NotAfter)
 			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
 				t.Errorf("healthz with an expired certificate = %d, want 503", code)
 			}
@@ -167,18 +160,39 @@ func TestOutage(t *testing.T) {
 			if code, _ := get(a, "/healthz"); code != http.StatusOK {
 				t.Errorf("healthz after recovery = %d, want 200", code)
 			}
-			// Counted at the recovery: two-second certificates renewed under
-			// load may lapse again later, which is another lapse to log.
-			eventually(t, "the recovery logged", func() bool { return len(logs.events(agent.EventRecovered)) > 0 })
-			recovered := logs.events(agent.EventRecovered)
-			written := after(logs.events(agent.EventWritten), logs.events(agent.EventExpired)[0].time)
-			if len(recovered) != 1 || recovered[0].level != slog.LevelInfo || recovered[0].attrs["serial"] != written[0].attrs["serial"] {
-				t.Errorf("recovery logged as %+v, want once at INFO for %v", recovered, written[0].attrs["serial"])
-			}
-			if n := len(logs.events(agent.EventExpired)); n != 1 {
-				t.Errorf("expiry logged %d times, want once", n)
-			}
+			checkRecoveryLogged(t, logs)
 		})
+	}
+}
+
+// checkExpiryLogged waits for two failed attempts after EventExpired and
+// checks it was logged once, at ERROR, after notAfter.
+func checkExpiryLogged(t *testing.T, logs *logRecorder, notAfter time.Time) {
+	t.Helper()
+	eventually(t, "two failures after the expiry was logged", func() bool {
+		expired := logs.events(agent.EventExpired)
+		return len(expired) > 0 && len(after(logs.events(agent.EventFailed), expired[0].time)) >= 2
+	})
+	if expired := logs.events(agent.EventExpired); len(expired) != 1 || expired[0].level != slog.LevelError ||
+		expired[0].time.Before(notAfter) {
+		t.Errorf("expiry logged %d times (%+v), want once at ERROR after %v", len(expired), expired, notAfter)
+	}
+}
+
+// checkRecoveryLogged waits for EventRecovered and checks it was logged
+// once, at INFO, for the first certificate written after the expiry, and
+// the expiry still once. Counted at the recovery: two-second certificates
+// renewed under load may lapse again later, which is another lapse.
+func checkRecoveryLogged(t *testing.T, logs *logRecorder) {
+	t.Helper()
+	eventually(t, "the recovery logged", func() bool { return len(logs.events(agent.EventRecovered)) > 0 })
+	recovered, expired := logs.events(agent.EventRecovered), logs.events(agent.EventExpired)
+	written := after(logs.events(agent.EventWritten), expired[0].time)
+	if len(recovered) != 1 || recovered[0].level != slog.LevelInfo || recovered[0].attrs["serial"] != written[0].attrs["serial"] {
+		t.Errorf("recovery logged as %+v, want once at INFO for %v", recovered, written[0].attrs["serial"])
+	}
+	if len(expired) != 1 {
+		t.Errorf("expiry logged %d times, want once", len(expired))
 	}
 }
 
