@@ -134,10 +134,10 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateToken(context.Background(), stored); err != nil {
+	if err := st.CreateToken(context.Background(), stored, testAction); err != nil {
 		t.Fatal(err)
 	}
-	fx.static, fx.token, fx.subject = NewStaticTokens(st), token, stored.Subject()
+	fx.static, fx.token, fx.subject = NewStaticTokens(st, nil, nil), token, stored.Subject()
 	fx.chain = rotor.Authenticators{fx.static, fx.jwt}
 	return fx
 }
