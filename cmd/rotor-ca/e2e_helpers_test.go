@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
@@ -109,11 +110,17 @@ func issue(ctx context.Context, c *client.Client, token string) (*client.Issued,
 	if err != nil {
 		return nil, err
 	}
+	return issueKey(ctx, c, key, client.IssueRequest{Token: token})
+}
+
+// issueKey sends req with a CSR for key.
+func issueKey(ctx context.Context, c *client.Client, key crypto.Signer, req client.IssueRequest) (*client.Issued, error) {
 	csr, err := client.NewCSR(key)
 	if err != nil {
 		return nil, err
 	}
-	return c.Issue(ctx, client.IssueRequest{CSR: csr, Token: token})
+	req.CSR = csr
+	return c.Issue(ctx, req)
 }
 
 // verifyIssued checks that a leaf chains through its own chain to root.

@@ -59,7 +59,14 @@ func rotorCACmd(t *testing.T, env []string, args ...string) (string, string, int
 
 func createToken(t *testing.T, dataDir, ns, sa string) string {
 	t.Helper()
-	out, errOut, code := rotorCACmd(t, nil, "token", "create", "--data-dir", dataDir, "--namespace", ns, "--service-account", sa)
+	return createTokenWith(t, ns, sa, "--data-dir", dataDir)
+}
+
+// createTokenWith is createToken in the store that args (--data-dir,
+// --store) name.
+func createTokenWith(t *testing.T, ns, sa string, args ...string) string {
+	t.Helper()
+	out, errOut, code := rotorCACmd(t, nil, append([]string{"token", "create", "--namespace", ns, "--service-account", sa}, args...)...)
 	if code != 0 {
 		t.Fatalf("token create: exit %d: %s", code, errOut)
 	}
