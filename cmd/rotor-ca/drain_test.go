@@ -47,7 +47,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			pg := testenv.StartPostgres(t)
 			ca, token := servePostgres(t, pg.URL)
 			const workloads = 8
-			load := startFleet(t, ca, token, workloads, 0)
+			load := startFleet(t, ca, token, workloads, faultsPace)
 			load.waitCreated(t, 2*workloads, 30*time.Second)
 
 			conn, err := pgx.Connect(t.Context(), pg.URL)

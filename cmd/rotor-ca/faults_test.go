@@ -12,6 +12,11 @@ import (
 	"github.com/rotor-dev/rotor/internal/testenv"
 )
 
+// faultsPace is how long the fault tests' workloads wait between
+// certificates: they run beside tests with 3s certificates, which must
+// keep a share of the two cores.
+const faultsPace = 10 * time.Millisecond
+
 // servePostgres starts rotor-ca on the development PKI with its audit in
 // the PostgreSQL database at storeURL, and returns it with a token for
 // default/faults.
@@ -46,7 +51,7 @@ func TestStoreFaults(t *testing.T) {
 			pg := testenv.StartPostgres(t)
 			ca, token := servePostgres(t, pg.URL)
 			cl := ca.client(t)
-			load := startFleet(t, ca, token, 4, 0)
+			load := startFleet(t, ca, token, 4, faultsPace)
 			load.waitCreated(t, 20, 30*time.Second)
 			key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
 			if err != nil {
