@@ -3,17 +3,12 @@ package main
 import (
 	"crypto/elliptic"
 	"database/sql"
-	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	_ "modernc.org/sqlite"
 
-	"github.com/rotor-dev/rotor"
-	"github.com/rotor-dev/rotor/internal/e2etest"
-	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer/kmsfake"
 )
 
@@ -21,7 +16,8 @@ import (
 // KMS speaks the real gRPC API, which the binary reaches through
 // --kms-insecure-endpoint (loopback only). init certifies a key version
 // that exists already, serve issues with it, and signer faults (an outage,
-// a corrupted checksum, a KMS slower than --sign-timeout) make /readyz fail
+// a corrupted checksum, a KMS slower than --sign-timeout, a KMS that is
+// gone and comes back on its address) make /readyz fail
 // and issuance answer 503 with nothing issued, until the KMS heals and the
 // CA recovers by itself.
 func TestGCPKMSEndToEnd(t *testing.T) {
@@ -35,67 +31,36 @@ func TestGCPKMSEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	caDir, data := filepath.Join(dir, "ca"), filepath.Join(dir, "data")
-	initCA(t, nil, caDir, "--signer", "gcpkms", "--kms-key", keyVersion, "--kms-insecure-endpoint", kms.Addr())
-	issuerCert := readCerts(t, filepath.Join(caDir, issuer.IssuerCertFile))[0]
-	root := readCerts(t, filepath.Join(caDir, issuer.RootCertFile))[0]
-	if !pub.Equal(issuerCert.PublicKey) {
+	ca := startSignerCA(t, nil, t.TempDir(), "--signer", "gcpkms", "--kms-key", keyVersion, "--kms-insecure-endpoint", kms.Addr())
+	if !pub.Equal(ca.issuer.PublicKey) {
 		t.Fatal("the issuer certificate does not certify the KMS key version")
 	}
-	bundle := filepath.Join(caDir, issuer.BundleFile)
-	ca := serveCA(t, nil, bundle, "--data-dir", data, "--issuer-config", filepath.Join(caDir, issuer.ConfigFile),
-		"--trust-bundle", bundle, "--sign-timeout", "1s")
-	token := createToken(t, data, "default", "kms")
-	cl := ca.client(t)
-	issueOK := func(t *testing.T) {
-		t.Helper()
-		got, err := issue(t.Context(), cl, token)
-		if err != nil {
-			t.Fatalf("issue: %v", err)
-		}
-		if err := verifyIssued(got, root); err != nil || got.Leaf.CheckSignatureFrom(issuerCert) != nil {
-			t.Fatalf("certificate not signed by the KMS key under the root: %v", err)
-		}
-	}
-	ready := func() int {
-		code, _ := e2etest.HTTPGet(ca.URL+"/readyz", ca.Roots)
-		return code
-	}
-	issueOK(t)
-	db := filepath.Join(data, "rotor.db")
 
 	tests := []struct {
 		name  string
 		fault kmsfake.Fault
+		// stopped: the KMS goes away instead, its port closed and its
+		// connections cut, and comes back on the same address.
+		stopped bool
 	}{
-		{"fail/outage", kmsfake.Fault{Code: codes.Unavailable}},
-		{"fail/corrupt-signature-crc", kmsfake.Fault{CorruptSignatureCRC: true}},
-		{"fail/slower-than-sign-timeout", kmsfake.Fault{Delay: 3 * time.Second}},
+		{name: "fail/outage", fault: kmsfake.Fault{Code: codes.Unavailable}},
+		{name: "fail/corrupt-signature-crc", fault: kmsfake.Fault{CorruptSignatureCRC: true}},
+		{name: "fail/slower-than-sign-timeout", fault: kmsfake.Fault{Delay: 3 * time.Second}},
+		{name: "fail/server-stopped", stopped: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows := countRows(t, db, `SELECT count(*) FROM issuances`)
-			issuedBefore := ca.metric(t, "rotor_issuances_total")
-			kms.SetFault(tt.fault)
-			e2etest.WaitFor(t, "/readyz to fail", 30*time.Second, func() bool { return ready() == http.StatusServiceUnavailable })
-			// Enough failed signatures to trip the signer's breaker: from then
-			// on only its background probe can find the KMS healthy again.
-			for range 3 {
-				_, err := issue(t.Context(), cl, token)
-				if code := rotor.ErrorCodeOf(err); code != rotor.ESignerUnavailable {
-					t.Fatalf("issue during the fault: %v (code %q), want %q", err, code, rotor.ESignerUnavailable)
+			inject := func(*testing.T) { kms.SetFault(tt.fault) }
+			heal := func(*testing.T) { kms.SetFault(kmsfake.Fault{}) }
+			if tt.stopped {
+				inject = func(*testing.T) { kms.Close() }
+				heal = func(t *testing.T) {
+					if err := kms.Restart(); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
-			if got := countRows(t, db, `SELECT count(*) FROM issuances`); got != rows {
-				t.Errorf("%d issuance rows during the fault, want %d", got, rows)
-			}
-			if got := ca.metric(t, "rotor_issuances_total"); got != issuedBefore {
-				t.Errorf("rotor_issuances_total moved from %v to %v during the fault", issuedBefore, got)
-			}
-			kms.SetFault(kmsfake.Fault{})
-			e2etest.WaitFor(t, "/readyz to recover", 30*time.Second, func() bool { return ready() == http.StatusOK })
-			issueOK(t)
+			ca.checkOutage(t, 1, inject, heal)
 		})
 	}
 	if n := ca.metric(t, `rotor_refusals_total{reason="signer-unavailable"}`); n < float64(len(tests)) {

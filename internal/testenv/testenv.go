@@ -88,12 +88,26 @@ type SoftHSM struct {
 	Label  string // token label
 	PIN    string // user PIN
 	SOPIN  string
-	Conf   string // SOFTHSM2_CONF path; the test's environment points at it
+	Conf   string // SOFTHSM2_CONF path
+	Tokens string // the directory holding the token's files
 }
+
+// Env points SoftHSM2 at the token, for a process's environment.
+func (h *SoftHSM) Env() []string { return []string{"SOFTHSM2_CONF=" + h.Conf} }
 
 // NewSoftHSM initialises a token in t.TempDir() and points SOFTHSM2_CONF at
 // it for the rest of the test (so the test cannot be parallel).
 func NewSoftHSM(t testing.TB) *SoftHSM {
+	t.Helper()
+	h := NewSoftHSMToken(t)
+	t.Setenv("SOFTHSM2_CONF", h.Conf)
+	return h
+}
+
+// NewSoftHSMToken is NewSoftHSM leaving the test's environment alone, so
+// the test may be parallel: it hands Env to the processes that use the
+// token.
+func NewSoftHSMToken(t testing.TB) *SoftHSM {
 	t.Helper()
 	module := os.Getenv(PKCS11ModuleEnv)
 	if module == "" {
@@ -115,10 +129,10 @@ func NewSoftHSM(t testing.TB) *SoftHSM {
 	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	h := &SoftHSM{Module: module, Label: "rotor-test", PIN: "1234", SOPIN: "5678", Conf: conf}
-	out, err := exec.Command(util, "--init-token", "--free", "--label", h.Label, "--pin", h.PIN, "--so-pin", h.SOPIN).CombinedOutput()
-	if err != nil {
+	h := &SoftHSM{Module: module, Label: "rotor-test", PIN: "1234", SOPIN: "5678", Conf: conf, Tokens: tokens}
+	cmd := exec.Command(util, "--init-token", "--free", "--label", h.Label, "--pin", h.PIN, "--so-pin", h.SOPIN)
+	cmd.Env = append(os.Environ(), h.Env()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("softhsm2-util --init-token: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return h

@@ -82,34 +82,56 @@ func Start(tb TB) *Server {
 // Listen serves on a fresh 127.0.0.1 port in the background and returns
 // its address.
 func (s *Server) Listen() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return s.listen("127.0.0.1:0")
+}
+
+// Restart serves again, after Close, on the address Listen picked: the
+// KMS endpoint coming back after an outage in which connecting to it was
+// refused. It fails if something else took the port meanwhile.
+func (s *Server) Restart() error {
+	_, err := s.listen(s.Addr())
+	return err
+}
+
+func (s *Server) listen(addr string) (string, error) {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("listen: %w", err)
 	}
-	s.grpc = grpc.NewServer()
-	kmspb.RegisterKeyManagementServiceServer(s.grpc, s)
-	s.addr = lis.Addr().String()
-	go s.grpc.Serve(lis) //nolint:errcheck // Serve returns when Close stops it
-	return s.addr, nil
+	srv := grpc.NewServer()
+	kmspb.RegisterKeyManagementServiceServer(srv, s)
+	s.mu.Lock()
+	s.grpc, s.addr = srv, lis.Addr().String()
+	s.mu.Unlock()
+	go srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it
+	return lis.Addr().String(), nil
 }
 
 // Addr is the host:port the server listens on.
-func (s *Server) Addr() string { return s.addr }
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
 
 // ClientOptions point a real KMS client at this server: its endpoint, no
 // credentials, plaintext gRPC.
 func (s *Server) ClientOptions() []option.ClientOption {
 	return []option.ClientOption{
-		option.WithEndpoint(s.addr),
+		option.WithEndpoint(s.Addr()),
 		option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
 }
 
-// Close stops the server, ending calls in progress.
+// Close stops the server: its listener closes and calls and connections
+// in progress end.
 func (s *Server) Close() {
-	if s.grpc != nil {
-		s.grpc.Stop()
+	s.mu.Lock()
+	srv := s.grpc
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
 	}
 }
 
