@@ -11,12 +11,15 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"time"
 
 	kms "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/rotor-dev/rotor"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -53,9 +56,25 @@ func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
 // its caller, who knows its deadline, decide to retry.
 var noRetry = gax.WithRetry(func() gax.Retryer { return nil })
 
+// kmsReconnectMaxDelay caps gRPC's wait between attempts to reconnect to
+// the KMS. Its default grows by 1.6 per failed attempt up to 120s, so after
+// a long outage the client went on refusing to sign for up to two minutes
+// once the KMS was back, while the breaker (Monitored) probes every 5s at
+// most. Capped below that, the breaker decides when the CA signs again; an
+// attempt every 2s is nothing for the KMS.
+const kmsReconnectMaxDelay = 2 * time.Second
+
+// kmsConnect is gRPC's default reconnection backoff and connect timeout
+// with the cap above.
+func kmsConnect() grpc.ConnectParams {
+	b := backoff.DefaultConfig
+	b.MaxDelay = kmsReconnectMaxDelay
+	return grpc.ConnectParams{Backoff: b, MinConnectTimeout: 20 * time.Second}
+}
+
 func openKMS(ctx context.Context, cfg Config) (Key, error) {
 	c := cfg.KMS
-	var opts []option.ClientOption
+	opts := []option.ClientOption{option.WithGRPCDialOption(grpc.WithConnectParams(kmsConnect()))}
 	if c.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(c.Endpoint))
 	}
