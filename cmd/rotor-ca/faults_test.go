@@ -90,6 +90,9 @@ func TestStoreFaults(t *testing.T) {
 			})
 
 			pg.Start(t)
+			back := time.Now()
+			load.waitCreated(t, 1, 30*time.Second)
+			recovered := time.Since(back)
 			load.waitCreated(t, 20, 30*time.Second)
 			for _, p := range probes {
 				got, err := issueKey(t.Context(), cl, key, p.req)
@@ -109,7 +112,8 @@ func TestStoreFaults(t *testing.T) {
 				t.Errorf("failures other than %s: %v", rotor.EStoreUnavailable, other)
 			}
 			a := load.audit(t, openPostgresDB(t, pg.URL))
-			t.Logf("pg_ctl stop -m %s: %v store_unavailable=%d", mode, a, load.failed(rotor.EStoreUnavailable))
+			t.Logf("pg_ctl stop -m %s: %v store_unavailable=%d issuing_again_after=%v", mode, a,
+				load.failed(rotor.EStoreUnavailable), recovered.Round(time.Millisecond))
 		})
 	}
 }
