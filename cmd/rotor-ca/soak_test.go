@@ -14,11 +14,13 @@ import (
 var soakFor = flag.Duration("soak", 0,
 	"how long TestSoak runs (default 60s with CI=true, else 8s); give go test a -timeout above it")
 
-// Soak settings, sized for a 2-core machine: each workload renews every
-// soakPace, so a stalled CA shows as a gap in 201s.
+// Soak settings, sized for a 2-core machine that also runs the other
+// packages' end-to-end tests (go test runs packages side by side): each
+// workload renews every soakPace, which keeps the soak near one core, and
+// a stalled CA shows as a gap in 201s.
 const (
-	soakWorkloads = 24
-	soakPace      = 20 * time.Millisecond
+	soakWorkloads = 32
+	soakPace      = 100 * time.Millisecond
 	soakMaxGap    = 30 * time.Second // longer without a 201 is a hang
 )
 
@@ -42,8 +44,8 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak; skipped with -short")
 	}
-	// Not parallel: it keeps both cores busy, and the tests that run with
-	// 3s certificates or 2s deadlines must not share them with it.
+	// Not parallel: it keeps a core busy, which the tests that run with 3s
+	// certificates or 2s deadlines must not share with it.
 	d := soakDuration()
 	pg := testenv.StartPostgres(t)
 	ca, token := servePostgres(t, pg.URL)
