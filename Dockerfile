@@ -9,7 +9,8 @@
 # in all of them, so a service can read the key.pem (mode 0600) its agent
 # writes into a shared volume.
 
-ARG GO_VERSION=1.26
+# Go 1.27.3: the toolchain go.mod names, for the security fixes it carries.
+ARG GO_VERSION=1.27.3
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src

@@ -114,18 +114,20 @@ func (ca *CA) Issue(ctx context.Context, req IssueRequest) (*Issuance, *Issuer, 
 // HTTP headers), before they read a request body, so an unauthenticated
 // client never makes the CA buffer one.
 func (ca *CA) Authenticate(ctx context.Context, cred Credentials) (Caller, error) {
-	release := func(bool) {}
+	src := SourceOf(cred.RemoteAddr)
 	if l := ca.cfg.SourceLimiter; l != nil {
-		ok, wait, rel := l.Hold(SourceOf(cred.RemoteAddr))
-		if !ok {
+		if ok, wait := l.Peek(src); !ok {
 			return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, &Error{Code: ERateLimited,
 				Message: "too many failed authentications from this address; retry later", RetryAfter: wait})
 		}
-		release = rel
 	}
+	// Good callers are never held up by the check: any number may be
+	// authenticating at once from one address (a NAT, a node proxy). Bad
+	// ones that passed it together are all paid for afterwards.
 	caller, err := ca.cfg.Authenticator.Authenticate(ctx, cred)
-	// Only a rejection spends the source's token: outages are not its fault.
-	release(err != nil && !ErrorCodeOf(err).Retryable())
+	if l := ca.cfg.SourceLimiter; l != nil && err != nil && !ErrorCodeOf(err).Retryable() {
+		l.Spend(src) // outages are not the source's fault
+	}
 	if err != nil {
 		return Caller{}, ca.refuse(ctx, cred.RemoteAddr, Caller{}, err)
 	}

@@ -2,6 +2,11 @@ module github.com/rotor-dev/rotor
 
 go 1.26.0
 
+// Go 1.27.3 fixes advisories that reach Rotor in 1.26.8: GO-2026-6809
+// (crypto/x509, distrusted intermediates) and HTTP/1 and HTTP/2 server
+// and client fixes in net/http (govulncheck, .ci/vulncheck).
+toolchain go1.27.3
+
 require (
 	cloud.google.com/go/kms v1.37.0
 	github.com/ThalesGroup/crypto11 v1.6.2

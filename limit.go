@@ -21,9 +21,8 @@ type Limiter struct {
 }
 
 type bucket struct {
-	tokens  float64
-	last    time.Time
-	pending int // tokens Hold has set aside and not yet released
+	tokens float64 // below zero after Spend in debt
+	last   time.Time
 }
 
 // Take takes one token for key. When there is none it reports false and
@@ -32,42 +31,37 @@ func (l *Limiter) Take(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refill(key)
-	if free := b.tokens - float64(b.pending); free < 1 {
-		return false, l.wait(free)
+	if b.tokens < 1 {
+		return false, l.wait(b.tokens)
 	}
 	b.tokens--
 	return true, 0
 }
 
-// Hold sets a token aside for key while the caller finds out whether it is
-// spent: release(true) takes it, release(false) gives it back. Held tokens
-// count against the bucket, so concurrent requests cannot all pass a check
-// that the bucket has tokens for only some of. When no token is free it
-// reports false, how long until one will be, and a nil release.
-func (l *Limiter) Hold(key string) (ok bool, wait time.Duration, release func(spend bool)) {
+// Peek reports whether key has a token, and if not how long until it will,
+// without taking one.
+func (l *Limiter) Peek(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refill(key)
-	if free := b.tokens - float64(b.pending); free < 1 {
-		return false, l.wait(free), nil
+	if b.tokens < 1 {
+		return false, l.wait(b.tokens)
 	}
-	b.pending++
-	var once sync.Once
-	return true, 0, func(spend bool) {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			b.pending--
-			if spend {
-				b.tokens--
-			}
-		})
-	}
+	return true, 0
 }
 
-// wait is how long until free tokens grow to one.
-func (l *Limiter) wait(free float64) time.Duration {
-	return time.Duration((1 - free) / l.Rate * float64(time.Second))
+// Spend takes a token for key even when there is none, leaving the bucket
+// in debt. Requests that passed Peek together and then all failed are
+// paid for in full: the source waits longer before its next try.
+func (l *Limiter) Spend(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(key).tokens--
+}
+
+// wait is how long until tokens grow to one.
+func (l *Limiter) wait(tokens float64) time.Duration {
+	return time.Duration((1 - tokens) / l.Rate * float64(time.Second))
 }
 
 // refill returns key's bucket brought up to now. l.mu must be held.
@@ -93,11 +87,11 @@ func (l *Limiter) refill(key string) *bucket {
 	return b
 }
 
-// sweep forgets buckets that have refilled and hold nothing, so the map
+// sweep forgets buckets that have refilled, so the map
 // holds only keys that were active recently.
 func (l *Limiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
-		if b.pending == 0 && b.tokens+now.Sub(b.last).Seconds()*l.Rate >= float64(l.Burst) {
+		if b.tokens+now.Sub(b.last).Seconds()*l.Rate >= float64(l.Burst) {
 			delete(l.buckets, k)
 		}
 	}

@@ -166,7 +166,8 @@ func fromAddr(e *env, ip string) *http.Client {
 // TestRefusalFlood sends 10,000 requests with bad credentials from
 // 127.0.0.2 while good callers issue from 127.0.0.1. The good callers
 // never see an error; the flood is answered 401 until its source's bucket
-// is spent, then 429 with Retry-After before any lookup; and the audit
+// is spent (give or take the requests in flight), then 429 with
+// Retry-After before any lookup; and the audit
 // holds the source's budget of rows plus one summary that counts the rest,
 // so the table grew by 21 rows, not 10,000.
 func TestRefusalFlood(t *testing.T) {
@@ -180,14 +181,17 @@ func TestRefusalFlood(t *testing.T) {
 		budget:        rotor.RefusalBudget{Rows: budget, Interval: time.Hour}})
 	ctx, cancel := context.WithCancel(context.Background())
 	good := goodCallers(ctx, e, 4, testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil))
-	statuses := sendFlood(t, e, flood, 16)
+	const workers = 16
+	statuses := sendFlood(t, e, flood, workers)
 	cancel()
 	issued, failures := good()
 	if len(failures) > 0 || issued == 0 {
 		t.Fatalf("good callers during the flood: %d issued, failures %v", issued, failures)
 	}
-	if statuses[401] != burst || statuses[429] != flood-burst {
-		t.Errorf("flood answered %v, want %d x 401 then 429", statuses, burst)
+	// Requests that passed the check together before the bucket ran dry
+	// are answered 401 too: at most one per worker beyond the burst.
+	if statuses[401] < burst || statuses[401] > burst+workers || statuses[401]+statuses[429] != flood {
+		t.Errorf("flood answered %v, want %d to %d x 401, the rest 429", statuses, burst, burst+workers)
 	}
 	e.ca.Close() // commits the pending summary
 	rows := countRows(t, storeURL, "SELECT count(*) FROM refusals WHERE remote_addr LIKE '127.0.0.2:%'")
