@@ -149,10 +149,21 @@ func (d *Denylist) Refresh(ctx context.Context, src interface {
 }
 
 // Run refreshes the list from src every interval until ctx ends; a failed
-// refresh keeps the last list and is logged once until one succeeds.
+// refresh keeps the last list.
 func (d *Denylist) Run(ctx context.Context, src interface {
 	DeniedIdentities(context.Context) ([]Denial, error)
 }, every time.Duration, log *slog.Logger) {
+	Periodically(ctx, every, log, "refresh the deny list (checking against the last one)", func(ctx context.Context) error {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		defer cancel()
+		return d.Refresh(rctx, src)
+	})
+}
+
+// Periodically runs fn every interval until ctx ends. A failure is logged
+// at ERROR once ("could not " + what), and the next success at INFO, so a
+// long outage costs two log lines, not one per tick.
+func Periodically(ctx context.Context, every time.Duration, log *slog.Logger, what string, fn func(context.Context) error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
@@ -162,15 +173,13 @@ func (d *Denylist) Run(ctx context.Context, src interface {
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
-		err := d.Refresh(rctx, src)
-		cancel()
+		err := fn(ctx)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
-			log.Error("could not refresh the deny list; checking against the last one", "error", err)
+			log.Error("could not "+what, "error", err)
 			failing = true
 		case err == nil && failing:
-			log.Info("deny list refreshed again")
+			log.Info("succeeded again: " + what)
 			failing = false
 		}
 	}

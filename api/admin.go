@@ -262,3 +262,47 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// errNoCheckpoints answers checkpoint requests to a CA without a key.
+var errNoCheckpoints = rotor.Errorf(rotor.ENotFound, "this CA signs no audit checkpoints: it has no checkpoint key (rotor-ca init makes one)")
+
+// getCheckpoint handles GET /v1/audit/checkpoint: the newest signed
+// checkpoint, public like a transparency log's, for auditors to keep.
+func (s *server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Checkpoints == nil {
+		s.problem.write(w, r, errNoCheckpoints)
+		return
+	}
+	msg, err := s.cfg.Checkpoints.Latest(r.Context())
+	if err != nil {
+		s.problem.write(w, r, err)
+		return
+	}
+	writeNote(w, http.StatusOK, msg)
+}
+
+// signCheckpoint handles POST /v1/audit/checkpoint: admins sign the head
+// now, e.g. before and after a maintenance window.
+func (s *server) signCheckpoint(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.authenticateAdmin(w, r)
+	if !ok {
+		return
+	}
+	if s.cfg.Checkpoints == nil {
+		s.refuseFor(w, r, caller, errNoCheckpoints)
+		return
+	}
+	msg, err := s.cfg.Checkpoints.SignNow(r.Context())
+	if err != nil {
+		s.refuseFor(w, r, caller, err)
+		return
+	}
+	writeNote(w, http.StatusCreated, msg)
+}
+
+func writeNote(w http.ResponseWriter, status int, msg []byte) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	_, _ = w.Write(msg)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/internal/testenv"
 	"github.com/rotor-dev/rotor/internal/testpki"
 	"github.com/rotor-dev/rotor/signer"
@@ -184,7 +185,7 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: monitor.Check}}
 	}
 	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Certificates: e.store, Ready: ready, Metrics: e.metrics,
-		Logger: logger, ReadyTimeout: cfg.readyTO})
+		Logger: logger, ReadyTimeout: cfg.readyTO, Checkpoints: newCheckpointer(t, e.store)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +208,20 @@ func (e *env) newToken(t testing.TB, id rotor.Identity) string {
 		t.Fatalf("create token: %v", err)
 	}
 	return tok
+}
+
+// newCheckpointer signs checkpoints of st with a fresh key.
+func newCheckpointer(t testing.TB, st *store.Store) *checkpoint.Checkpointer {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := checkpoint.NewKey(dir, "rotor-audit-test"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.LoadSigner(filepath.Join(dir, checkpoint.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &checkpoint.Checkpointer{Store: st, Signer: s, Log: slog.New(slog.DiscardHandler)}
 }
 
 // newAdminToken creates an admin token named name.

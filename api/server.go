@@ -46,6 +46,18 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Checkpoints serves the signed audit checkpoints; nil answers 404
+	// (the CA has no checkpoint key).
+	Checkpoints Checkpoints
+}
+
+// Checkpoints gives signed checkpoints of the audit chain as signed notes
+// (checkpoint.Checkpointer).
+type Checkpoints interface {
+	// Latest is the newest one (ENotFound before the first).
+	Latest(ctx context.Context) ([]byte, error)
+	// SignNow signs the chain's head now.
+	SignNow(ctx context.Context) ([]byte, error)
 }
 
 // server holds the wired handlers' dependencies.
@@ -100,6 +112,8 @@ func New(cfg Config) (http.Handler, error) {
 	r.Post("/v1/certificates/{serial}/revoke", s.revokeCertificate)
 	r.Post("/v1/identities/{namespace}/{service_account}/deny", s.denyIdentity)
 	r.Post("/v1/identities/{namespace}/{service_account}/allow", s.allowIdentity)
+	r.Get("/v1/audit/checkpoint", s.getCheckpoint)
+	r.Post("/v1/audit/checkpoint", s.signCheckpoint)
 	r.Get("/v1/bundle", s.getBundle)
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.ready)

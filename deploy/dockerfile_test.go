@@ -103,14 +103,19 @@ func parseDockerfile(t *testing.T) (map[string]*stage, map[string]string) {
 
 // TestDockerfile checks the images: each runtime stage runs its binary as
 // a non-root user, the agent and the demo are static (CGO_ENABLED=0),
-// files copied from the context exist, and the Go version is go.mod's.
+// files copied from the context exist, and the Go version is go.mod's toolchain.
 func TestDockerfile(t *testing.T) {
 	stages, args := parseDockerfile(t)
 	goMod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(goMod)
+	// The toolchain line names the Go the project builds with (for its
+	// security fixes); without one, the go line's release.
+	goVersion := regexp.MustCompile(`(?m)^toolchain go(\S+)`).FindSubmatch(goMod)
+	if goVersion == nil {
+		goVersion = regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(goMod)
+	}
 	if goVersion == nil || args["GO_VERSION"] != string(goVersion[1]) {
 		t.Errorf("Dockerfile GO_VERSION=%q, go.mod says go %s", args["GO_VERSION"], goVersion[1])
 	}

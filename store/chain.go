@@ -42,8 +42,11 @@ const (
 // chainKinds are the chained tables, in the order verification reads them.
 var chainKinds = []string{kindIssuance, kindRefusal, kindSummary, kindRevocation, kindAction}
 
-// legacyKinds are the tables that had rows before the chain existed, with
-// the key that finds a row and the order sealLegacy gives them places in.
+// legacyKinds are the chained tables with the key that finds a row and the
+// order sealLegacy gives rows without a place their places in: rows from
+// before the chain existed (issuances, refusals and summaries), or any row
+// if the chain was reset, since sealing is what anyone recomputing the
+// chain would do.
 var legacyKinds = []struct {
 	kind, key, order string
 	numericKey       bool
@@ -51,6 +54,8 @@ var legacyKinds = []struct {
 	{kindIssuance, "serial", "issued_at, serial", false},
 	{kindRefusal, "id", "id", true},
 	{kindSummary, "id", "id", true},
+	{kindRevocation, "serial", "revoked_at, serial", false},
+	{kindAction, "id", "id", true},
 }
 
 // sealBatch bounds the rows one sealing transaction gives places to.

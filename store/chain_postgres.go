@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -209,4 +211,29 @@ func (s *pgStore) ChainHead(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, s.unavailable(err)
 	}
 	return Checkpoint{Seq: st.head.seq, Hash: st.head.hash}, nil
+}
+
+// SaveCheckpoint implements Store.SaveCheckpoint.
+func (s *pgStore) SaveCheckpoint(ctx context.Context, cp Checkpoint, signedAt time.Time, note []byte) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, signed_at, note) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (seq) DO NOTHING`, cp.Seq, cp.Hash, utc(signedAt), string(note))
+	if err != nil {
+		return s.unavailable(fmt.Errorf("save audit checkpoint %d: %w", cp.Seq, err))
+	}
+	return nil
+}
+
+// LatestCheckpoint implements Store.LatestCheckpoint.
+func (s *pgStore) LatestCheckpoint(ctx context.Context) (Checkpoint, []byte, error) {
+	var cp Checkpoint
+	var note string
+	err := s.pool.QueryRow(ctx, `SELECT seq, hash, note FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).
+		Scan(&cp.Seq, &cp.Hash, &note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cp, nil, notFound("audit checkpoint")
+	}
+	if err != nil {
+		return cp, nil, s.unavailable(fmt.Errorf("read the latest audit checkpoint: %w", err))
+	}
+	return cp, []byte(note), nil
 }

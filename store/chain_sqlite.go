@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/rotor-dev/rotor"
 )
@@ -205,4 +206,29 @@ func (s *sqliteStore) ChainHead(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, unavailable(err)
 	}
 	return Checkpoint{Seq: st.head.seq, Hash: st.head.hash}, nil
+}
+
+// SaveCheckpoint implements Store.SaveCheckpoint.
+func (s *sqliteStore) SaveCheckpoint(ctx context.Context, cp Checkpoint, signedAt time.Time, note []byte) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, signed_at, note) VALUES (?, ?, ?, ?)
+		ON CONFLICT (seq) DO NOTHING`, cp.Seq, cp.Hash, fmtTime(signedAt), string(note))
+	if err != nil {
+		return unavailable(fmt.Errorf("save audit checkpoint %d: %w", cp.Seq, err))
+	}
+	return nil
+}
+
+// LatestCheckpoint implements Store.LatestCheckpoint.
+func (s *sqliteStore) LatestCheckpoint(ctx context.Context) (Checkpoint, []byte, error) {
+	var cp Checkpoint
+	var note string
+	err := s.r.QueryRowContext(ctx, `SELECT seq, hash, note FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).
+		Scan(&cp.Seq, &cp.Hash, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cp, nil, notFound("audit checkpoint")
+	}
+	if err != nil {
+		return cp, nil, unavailable(fmt.Errorf("read the latest audit checkpoint: %w", err))
+	}
+	return cp, []byte(note), nil
 }

@@ -94,6 +94,8 @@ type backend interface {
 	RootStatus(ctx context.Context, root string) (*RootStatus, error)
 	VerifyChain(ctx context.Context, cp *Checkpoint) (*Verification, error)
 	ChainHead(ctx context.Context) (Checkpoint, error)
+	SaveCheckpoint(ctx context.Context, cp Checkpoint, signedAt time.Time, note []byte) error
+	LatestCheckpoint(ctx context.Context) (Checkpoint, []byte, error)
 	sealLegacy(ctx context.Context) error
 	Ping(ctx context.Context) error
 	Close() error
@@ -320,6 +322,22 @@ func (s *Store) ChainHead(ctx context.Context) (cp Checkpoint, err error) {
 		return err
 	})
 	return cp, err
+}
+
+// SaveCheckpoint keeps a signed checkpoint of the chain at cp; a second
+// one for the same place (another replica's) is ignored.
+func (s *Store) SaveCheckpoint(ctx context.Context, cp Checkpoint, signedAt time.Time, note []byte) error {
+	return s.metrics.time("save_checkpoint", func() error { return s.b.SaveCheckpoint(ctx, cp, signedAt, note) })
+}
+
+// LatestCheckpoint is the newest signed checkpoint and its note;
+// ENotFound before the first.
+func (s *Store) LatestCheckpoint(ctx context.Context) (cp Checkpoint, note []byte, err error) {
+	err = s.metrics.time("latest_checkpoint", func() error {
+		cp, note, err = s.b.LatestCheckpoint(ctx)
+		return err
+	})
+	return cp, note, err
 }
 
 // Ping returns nil when the store can serve reads and writes with a schema

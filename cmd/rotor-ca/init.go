@@ -85,5 +85,8 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return settingsErr(err)
 	}
 	c.log.Info("created the CA", "dir", c.DataDir, "signer", ca.Settings.Signer, "files", ca.Created)
+	if err := ensureCheckpointKey(c.DataDir, c.TrustDomain, c.log); err != nil {
+		return err
+	}
 	return ca.WriteSummary(stdout, c.TrustDomain, c.RootCert, pinEnv)
 }

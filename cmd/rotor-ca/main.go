@@ -36,6 +36,9 @@ Usage:
                                   take an identity off the deny list
   rotor-ca certificate revoke SERIAL [--reason keyCompromise] [--comment WHY]
                                   revoke one certificate: no more mTLS renewal, on the CRL
+  rotor-ca audit verify [--checkpoint FILE] [--verifier-key KEY]
+                                  recompute the tamper-evident audit chain; exit 0 only when intact
+  rotor-ca audit checkpoint       sign the chain's head now and print it, for an auditor to keep
   rotor-ca roots status [flags]   how many live identities hold a root (root rotation);
                                   exit 0 when all do, 3 when not yet
   rotor-ca migrate [flags]        apply the audit store's schema migrations
@@ -56,6 +59,7 @@ func main() {
 		{Name: "token create", Run: runTokenCreate}, {Name: "token list", Run: runTokenList},
 		{Name: "token revoke", Run: runTokenRevoke}, {Name: "identity deny", Run: runIdentityDeny},
 		{Name: "identity allow", Run: runIdentityAllow}, {Name: "certificate revoke", Run: runCertificateRevoke},
+		{Name: "audit verify", Run: runAuditVerify}, {Name: "audit checkpoint", Run: runAuditCheckpoint},
 		{Name: "roots status", Run: runRootsStatus},
 		{Name: "migrate", Run: runMigrate}}, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

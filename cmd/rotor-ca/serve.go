@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
+	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/internal/cli"
 	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer"
@@ -36,6 +38,8 @@ type serveConfig struct {
 	MaxInFlight            int
 	Refusals               rotor.RefusalBudget
 	DenyRefresh            time.Duration
+	CheckpointKey          string
+	CheckpointEvery        time.Duration
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -67,6 +71,8 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.IntVar(&c.Refusals.Rows, "refusal-budget", rotor.DefaultRefusalBudget.Rows, "refusal rows per unauthenticated remote host and --refusal-interval; past it one summary row per interval; 0 for no bound")
 	f.DurationVar(&c.Refusals.Interval, "refusal-interval", rotor.DefaultRefusalBudget.Interval, "interval of --refusal-budget")
 	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store: an identity denied on another replica is refused here within this")
+	f.StringVar(&c.CheckpointKey, "checkpoint-key", "", "signer key of the audit checkpoints (default: <data-dir>/audit-checkpoint.key if it exists; development mode makes one)")
+	f.DurationVar(&c.CheckpointEvery, "checkpoint-interval", time.Minute, "how often the audit chain's head is signed when it has grown; 0: only on POST /v1/audit/checkpoint")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -100,6 +106,7 @@ func (c *serveConfig) Validate() error {
 		{c.RateLimit < 0 || c.RateBurst < 1 || c.SourceRate < 0 || c.SourceBurst < 1, "rate limits must be >= 0 and bursts >= 1"},
 		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
 		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0, "--sign-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
+		{c.CheckpointEvery < 0, "--checkpoint-interval must not be negative"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -168,7 +175,12 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	denyDone := make(chan struct{})
 	go func() { defer close(denyDone); deny.Run(reloadCtx, st, cfg.DenyRefresh, cfg.log) }()
 	defer func() { stopReload(); <-denyDone }()
-	ca, handler, err := cfg.handler(st, trust, deny, reg)
+	cps, cpsDone, err := cfg.checkpoints(reloadCtx, st)
+	if err != nil {
+		return err
+	}
+	defer func() { stopReload(); cpsDone() }()
+	ca, handler, err := cfg.handler(st, trust, deny, cps, reg)
 	if err != nil {
 		return err
 	}
@@ -187,7 +199,27 @@ func (c *serveConfig) developmentPKI(ctx context.Context) error {
 	}
 	c.log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
 		"data_dir", c.DataDir, "store", c.StoreURL, "trust_bundle", c.TrustBundle)
-	return nil
+	return ensureCheckpointKey(c.DataDir, c.Policy.TrustDomain, c.log)
+}
+
+// checkpoints starts signing audit checkpoints, if there is a key, until
+// ctx ends.
+func (c *serveConfig) checkpoints(ctx context.Context, st *store.Store) (*checkpoint.Checkpointer, func(), error) {
+	signer, err := loadCheckpointSigner(c.CheckpointKey, c.DataDir)
+	if err != nil || signer == nil {
+		if err == nil {
+			c.log.Warn("no audit checkpoint key: the chain is kept but its head is not signed",
+				"want", filepath.Join(c.DataDir, checkpoint.KeyFile))
+		}
+		return nil, func() {}, err
+	}
+	cp := &checkpoint.Checkpointer{Store: st, Signer: signer, Log: c.log}
+	if c.CheckpointEvery == 0 {
+		return cp, func() {}, nil
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); cp.Run(ctx, c.CheckpointEvery) }()
+	return cp, func() { <-done }, nil
 }
 
 // loader is what loads the issuer and bundle, checked before anything is
@@ -207,7 +239,8 @@ func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.
 }
 
 // handler wires the core CA and the HTTP API.
-func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rotor.Denylist, reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
+func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rotor.Denylist, cps *checkpoint.Checkpointer,
+	reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
 	log := c.log
 	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
 	if err != nil {
@@ -226,9 +259,13 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := api.New(api.Config{CA: ca, Trust: trust, Certificates: st, Metrics: api.NewMetrics(reg), Logger: log,
+	apiCfg := api.Config{CA: ca, Trust: trust, Certificates: st, Metrics: api.NewMetrics(reg), Logger: log,
 		Ready: []api.ReadyCheck{api.StoreReady(st),
-			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}})
+			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}}
+	if cps != nil {
+		apiCfg.Checkpoints = cps
+	}
+	h, err := api.New(apiCfg)
 	return ca, h, err
 }
 

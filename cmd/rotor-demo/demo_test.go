@@ -23,7 +23,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("runs rotor-ca, two agents and two services for 10s; skipped with -short")
 	}
 	t.Parallel()
-	out, code := runDemoBinary(t, filepath.Join(binDir, "rotor-demo"), "--duration", "10s", "--cert-ttl", "3s")
+	out, code := runDemoBinary(t, filepath.Join(binDir, "rotor-demo"), "--duration", "10s", "--cert-ttl", "4s")
 	if code != 0 {
 		t.Fatalf("rotor-demo exited with %d", code)
 	}
