@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/e2etest"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // holder is a workload's key and certificate, to renew over mTLS with.
@@ -128,5 +134,64 @@ func postAdmin(t *testing.T, ca *caRun, token, path, body string, status int) {
 	resp.Body.Close()
 	if resp.StatusCode != status {
 		t.Fatalf("POST %s: %d, want %d", path, resp.StatusCode, status)
+	}
+}
+
+// TestAdminClientCA: with --admin-client-ca, a client certificate from that
+// separate CA takes admin actions; a workload's may not; and the workload's
+// own root is refused as the admin CA at start.
+func TestAdminClientCA(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	data := filepath.Join(work, "rotor-data")
+	now := time.Now()
+	opsRoot, opsKey := testpki.Root(t, "Ops CA", rotor.ECDSAP256, time.Hour, now.Add(-time.Minute))
+	opsFile := filepath.Join(work, "ops-ca.pem")
+	if err := os.WriteFile(opsFile, rotor.EncodeCertificates([]*x509.Certificate{opsRoot}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca := serveCA(t, nil, filepath.Join(data, "root.crt"), "--data-dir", data, "--admin-client-ca", opsFile)
+	key := testpki.Key(t, "ecdsa-p256")
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "alice"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, opsRoot, key.Public(), opsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	web := createToken(t, data, "shop", "web")
+	workload, err := obtain(t, ca.client(t), client.IssueRequest{Token: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		cert   *tls.Certificate
+		status int
+	}{{"workload certificate", workload.tls(), http.StatusForbidden}, {"operator certificate", operator, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodPost, ca.URL+"/v1/identities/shop/web/deny",
+			strings.NewReader(`{"reason": "drill"}`))
+		req.Header.Set("Content-Type", "application/json")
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: ca.Roots, Certificates: []tls.Certificate{*c.cert}}}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("deny with the %s: %d, want %d", c.name, resp.StatusCode, c.status)
+		}
+	}
+	if n := countRows(t, filepath.Join(data, "rotor.db"), `SELECT count(*) FROM admin_actions
+		WHERE action = 'identity.deny' AND actor_kind = 'admin-mtls' AND actor LIKE 'CN=alice (cert:%'`); n != 1 {
+		t.Errorf("%d deny actions by the operator's certificate in admin_actions, want 1", n)
+	}
+	ca.Stop(t)
+	_, errOut, code := rotorCACmd(t, nil, "serve", "--data-dir", data, "--listen", "127.0.0.1:0",
+		"--admin-client-ca", filepath.Join(data, "root.crt"))
+	if code != 2 || !strings.Contains(errOut, "every workload would be an admin") {
+		t.Errorf("serve with the workload root as admin CA: exit %d: %s", code, errOut)
 	}
 }
