@@ -175,6 +175,12 @@ func (r CertificateRecord) Issuance() (*Issuance, error) {
 	}, nil
 }
 
+// RenewalInfo is the 200 body of GET /v1/renewal-info/{serial}: ACME's
+// renewalInfo (RFC 9773 4.2) without explanationURL.
+type RenewalInfo struct {
+	SuggestedWindow RenewalWindow `json:"suggestedWindow"`
+}
+
 // Problem is an RFC 9457 problem details document as Rotor sends it. Type is
 // ErrorCode.ProblemType(); Detail is the caller-safe message.
 type Problem struct {

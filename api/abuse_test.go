@@ -142,7 +142,7 @@ func TestSlowClients(t *testing.T) {
 func TestHead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteURL(t), envConfig{})
-	for _, path := range []string{"/v1/bundle", "/healthz", "/readyz", "/openapi.yaml", "/metrics", "/v1/certificates/ab"} {
+	for _, path := range []string{"/v1/bundle", "/healthz", "/readyz", "/openapi.yaml", "/metrics", "/v1/certificates/ab", "/v1/renewal-info/ab"} {
 		get := e.do(t, call{Method: http.MethodGet, Path: path})
 		head := e.do(t, call{Method: http.MethodHead, Path: path})
 		if head.Status != get.Status || len(head.Body) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {

@@ -142,7 +142,7 @@ func TestStoreOutage(t *testing.T) {
 			t.Errorf("%s during the outage: Retry-After %q, body %s", name, r.Header.Get("Retry-After"), r.Body)
 		}
 	}
-	for _, path := range []string{"/readyz", "/v1/certificates/" + out.Serial} {
+	for _, path := range []string{"/readyz", "/v1/certificates/" + out.Serial, "/v1/renewal-info/" + out.Serial} {
 		r := e.do(t, call{Method: http.MethodGet, Path: path, Header: bearer(e.token)})
 		if r.Status != http.StatusServiceUnavailable || r.problem(t).Type != rotor.EStoreUnavailable.ProblemType() {
 			t.Errorf("%s during the outage: %d %s", path, r.Status, r.Body)

@@ -53,7 +53,7 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	h.Set("Content-Type", rotor.MediaProblem)
 	h.Set("Cache-Control", "no-store")
 	if ra := retryAfter(err, code); ra > 0 {
-		h.Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+		h.Set("Retry-After", retryAfterSeconds(ra))
 	}
 	if code == rotor.EUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="rotor"`)
@@ -69,6 +69,12 @@ func retryAfter(err error, code rotor.ErrorCode) time.Duration {
 		return ra
 	}
 	return code.RetryAfter()
+}
+
+// retryAfterSeconds is d as Retry-After's delay-seconds, rounded up so a
+// client never comes back early.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 // newInstance names one problem occurrence, so an operator can find the log

@@ -44,6 +44,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ReadyTimeout bounds the readiness checks together; zero means 2s.
 	ReadyTimeout time.Duration
+	// RenewalInfoRetryAfter is the Retry-After of GET
+	// /v1/renewal-info/{serial}, whose window comes from Certificates and
+	// Trust's issuer; zero means rotor.DefaultRenewalRetryAfter.
+	RenewalInfoRetryAfter time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Checkpoints serves the signed audit checkpoints; nil answers 404
@@ -114,6 +118,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Post("/v1/identities/{namespace}/{service_account}/allow", s.allowIdentity)
 	r.Get("/v1/audit/checkpoint", s.getCheckpoint)
 	r.Post("/v1/audit/checkpoint", s.signCheckpoint)
+	r.Get("/v1/renewal-info/{serial}", s.getRenewalInfo)
 	r.Get("/v1/bundle", s.getBundle)
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.ready)
