@@ -40,6 +40,7 @@ type serveConfig struct {
 	DenyRefresh            time.Duration
 	CheckpointKey          string
 	CheckpointEvery        time.Duration
+	RenewalRetryAfter      time.Duration
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -73,6 +74,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store: an identity denied on another replica is refused here within this")
 	f.StringVar(&c.CheckpointKey, "checkpoint-key", "", "signer key of the audit checkpoints (default: <data-dir>/audit-checkpoint.key if it exists; development mode makes one)")
 	f.DurationVar(&c.CheckpointEvery, "checkpoint-interval", time.Minute, "how often the audit chain's head is signed when it has grown; 0: only on POST /v1/audit/checkpoint")
+	f.DurationVar(&c.RenewalRetryAfter, "renewal-info-retry-after", rotor.DefaultRenewalRetryAfter, "Retry-After of GET /v1/renewal-info: how long holders wait before asking again (less when the window opens sooner); at least 30s")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -107,6 +109,7 @@ func (c *serveConfig) Validate() error {
 		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
 		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0, "--sign-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
 		{c.CheckpointEvery < 0, "--checkpoint-interval must not be negative"},
+		{c.RenewalRetryAfter < rotor.MinRenewalRetryAfter, "--renewal-info-retry-after must be at least " + rotor.MinRenewalRetryAfter.String() + ": holders are told to wait this long between polls"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -260,6 +263,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 		return nil, nil, err
 	}
 	apiCfg := api.Config{CA: ca, Trust: trust, Certificates: st, Metrics: api.NewMetrics(reg), Logger: log,
+		RenewalInfoRetryAfter: c.RenewalRetryAfter,
 		Ready: []api.ReadyCheck{api.StoreReady(st),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}}
 	if cps != nil {
