@@ -145,6 +145,18 @@ func (c *CA) storeToken(t testing.TB, tok string, st rotor.StaticToken, err erro
 	return tok
 }
 
+// Revoke revokes the certificate serial in the store, as "rotor-ca
+// certificate revoke" does.
+func (c *CA) Revoke(t testing.TB, serial string) {
+	t.Helper()
+	now := time.Now()
+	a := rotor.AdminAction{Time: now, Actor: rotor.Actor{Name: "catest", Kind: rotor.ActorCLI}, Reason: "keyCompromise"}
+	r := rotor.Revocation{Serial: serial, Time: now, Reason: rotor.ReasonKeyCompromise, Actor: "catest", Comment: a.Reason}
+	if err := c.store.RevokeCertificate(context.Background(), r, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // SetMode makes the CA answer as m from the next request on.
 func (c *CA) SetMode(m Mode) { c.mode.Store(int32(m)) }
 
