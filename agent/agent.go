@@ -64,6 +64,10 @@ type Agent struct {
 	// that the agent could not adopt; zero if none.
 	foundExpiry time.Time
 	lapsed      bool // EventExpired was logged; EventRecovered is due
+	// nextPoll is when to ask the CA's renewal info next (zero: at once);
+	// pollFailing, that the last poll failed and was logged.
+	nextPoll    time.Time
+	pollFailing bool
 }
 
 // current is the certificate on disk, with what the schedule needs.
@@ -73,6 +77,9 @@ type current struct {
 	identity rotor.Identity
 	issuedAt time.Time
 	renewAt  time.Time // zero: due now
+	// advised: the CA's renewal window brought renewAt forward, so the
+	// renewal goes by token (see credentials).
+	advised bool
 }
 
 // New validates cfg, reads the CA bundle file if any, and returns an Agent.
@@ -109,7 +116,8 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Run makes sure a valid certificate is on disk and, unless Once is set,
-// keeps renewing it until ctx ends. A cancelled ctx is a clean shutdown
+// keeps renewing it until ctx ends, asking the CA's renewal info in
+// between (RenewalInfoInterval). A cancelled ctx is a clean shutdown
 // (nil) except in Once mode, where it means no certificate was obtained.
 func (a *Agent) Run(ctx context.Context) error {
 	a.loadDisk()
@@ -123,9 +131,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for {
 		if !a.due() {
-			if !sleep(ctx, a.cur.renewAt.Sub(a.now())) {
+			if !sleep(ctx, a.wakeAt().Sub(a.now())) {
 				return nil
 			}
+			a.checkRenewalInfo(ctx)
 			continue
 		}
 		p, err := a.renewWithRetry(ctx)

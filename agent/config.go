@@ -1,8 +1,8 @@
 // Package agent keeps a workload's certificate fresh: it gets one from a
 // Rotor CA at start, writes it with its key and the trust bundle into a
 // directory (atomically, see client.WriteFiles), renews it before expiry
-// with jittered timing and backed-off retries, and tells the workload with
-// a command or a signal. cmd/rotor-agent wires flags to Config.
+// with jittered timing and backed-off retries, or sooner when the CA's
+// renewal info says so, and tells the workload with a command or a signal. cmd/rotor-agent wires flags to Config.
 package agent
 
 import (
@@ -60,6 +60,12 @@ type Config struct {
 	OnceTimeout time.Duration
 	// RequestTimeout bounds each request to the CA; zero means 10s.
 	RequestTimeout time.Duration
+	// RenewalInfoInterval is how often the agent asks the CA's renewal
+	// info (GET /v1/renewal-info) about the certificate on disk, besides
+	// its own schedule: sooner when the CA's Retry-After says so, but not
+	// under rotor.MinRenewalRetryAfter unless the interval is shorter
+	// itself. Zero never asks; neither does Once.
+	RenewalInfoInterval time.Duration
 
 	Logger *slog.Logger
 	// Now and Rand (uniform in [0,1)) are injected for tests; nil means
@@ -72,6 +78,11 @@ type Config struct {
 // zero: long enough for a CA started at the same time (a Pod, a compose
 // file) to come up, short enough that a lasting outage ends the run.
 const DefaultOnceTimeout = 5 * time.Minute
+
+// DefaultRenewalInfoInterval is rotor-agent's --renewal-info-interval:
+// the CA's own default Retry-After, so a revocation or an issuer rotation
+// reaches the agent within five minutes at one small request each.
+const DefaultRenewalInfoInterval = rotor.DefaultRenewalRetryAfter
 
 // Validate checks the values that do not need the network or the disk.
 func (c *Config) Validate() error {
@@ -92,8 +103,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("give --exec or --signal, not both")
 	case (c.Signal == 0) != (c.PIDFile == ""):
 		return fmt.Errorf("--signal and --pid-file go together")
-	case c.ExecTimeout < 0 || c.RequestTimeout < 0 || c.OnceTimeout < 0:
-		return fmt.Errorf("timeouts must not be negative")
+	case c.ExecTimeout < 0 || c.RequestTimeout < 0 || c.OnceTimeout < 0 || c.RenewalInfoInterval < 0:
+		return fmt.Errorf("timeouts and --renewal-info-interval must not be negative")
 	}
 	if c.CAFingerprint != "" {
 		if _, err := rotor.ParseFingerprint(c.CAFingerprint); err != nil {

@@ -22,6 +22,10 @@ type metrics struct {
 	renewAt  prometheus.Gauge
 	renewals prometheus.Counter
 	failures *prometheus.CounterVec
+	// renewalInfoPolls counts the CA's answers to renewal-info polls,
+	// renewalInfoFailures the polls that got none, by cause.
+	renewalInfoPolls    prometheus.Counter
+	renewalInfoFailures *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,13 +39,18 @@ func newMetrics() *metrics {
 			Help: "New certificates written to disk."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_failures_total",
 			Help: "Failed attempts by cause: a Rotor error code (the CA's answer or refusal; ca-unreachable: no answer; ca-untrusted: TLS verification or the fingerprint pin failed), or the agent's own token, write, verify, key, hook."}, []string{"cause"}),
+		renewalInfoPolls: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_agent_renewal_info_polls_total",
+			Help: "Renewal-info polls the CA answered."}),
+		renewalInfoFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_renewal_info_failures_total",
+			Help: "Renewal-info polls that failed, by Rotor error code; the renewal schedule is left as it was."}, []string{"cause"}),
 	}
-	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures,
+	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures, m.renewalInfoPolls, m.renewalInfoFailures,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every cause exists from the start at zero, so rate() and alerts work
 	// before the first failure of a kind.
 	for _, c := range rotor.ErrorCodes {
 		m.failures.WithLabelValues(string(c))
+		m.renewalInfoFailures.WithLabelValues(string(c))
 	}
 	for _, c := range agentCauses {
 		m.failures.WithLabelValues(c)
@@ -51,6 +60,11 @@ func newMetrics() *metrics {
 
 // failed counts err under its cause.
 func (m *metrics) failed(err error) { m.failures.WithLabelValues(causeOf(err)).Inc() }
+
+// renewalInfoFailed counts a failed renewal-info poll under its cause.
+func (m *metrics) renewalInfoFailed(err error) {
+	m.renewalInfoFailures.WithLabelValues(causeOf(err)).Inc()
+}
 
 // agentCauses name the failures that happen in the agent, not at the CA:
 // the token file missing or empty, OutDir not writable, an issued

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -87,12 +88,7 @@ func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
 		return nil, err
 	}
 	req := client.IssueRequest{CSR: csr, TTL: a.cfg.TTL, BundleFingerprint: a.bundle.Fingerprint}
-	// Renew with the current certificate while it is valid (it proves
-	// the same identity without the token's exposure); fall back to the
-	// token once it has expired or the CA refused it.
-	if a.cur != nil && !a.mtlsRefused && a.now().Before(a.renewableUntil()) {
-		req.ClientCertificate = a.cur.cert
-	} else if req.Token, err = a.token(); err != nil {
+	if req.Token, req.ClientCertificate, err = a.credentials(); err != nil {
 		return nil, err
 	}
 	issued, err := a.ca.Issue(ctx, req)
@@ -104,6 +100,27 @@ func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
 	}
 	a.mtlsRefused = false
 	return a.prepare(issued, key)
+}
+
+// credentials pick what authenticates the next request: the current
+// certificate while it is valid, since it proves the same identity without
+// the token's exposure; else the token: once the certificate has expired,
+// the CA refused it, or the CA's renewal window brought this renewal
+// forward. A window does not say why it opened early, and one reason is
+// revocation, after which the certificate cannot authenticate; the token
+// works whatever the reason. If the token cannot be read then, the
+// certificate may still do (the window may have opened for an issuer
+// rotation).
+func (a *Agent) credentials() (string, *tls.Certificate, error) {
+	certOK := a.cur != nil && !a.mtlsRefused && a.now().Before(a.renewableUntil())
+	if certOK && !a.cur.advised {
+		return "", a.cur.cert, nil
+	}
+	token, err := a.token()
+	if err != nil && certOK {
+		return "", a.cur.cert, nil
+	}
+	return token, nil, err
 }
 
 // prepare checks an issued certificate against the trust bundle and
@@ -145,6 +162,7 @@ func (a *Agent) write(p *issuedPair) error {
 	a.held, a.foundExpiry = nil, time.Time{}
 	a.cur = &current{cert: keyPair(p.issued.Leaf, p.issued.Chain, p.key), key: p.key, identity: p.identity,
 		issuedAt: p.issuedAt, renewAt: p.renewAt}
+	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval) // a certificate just issued has nothing to ask yet
 	a.metrics.renewals.Inc()
 	a.metrics.expiry.Set(float64(p.issued.NotAfter.Unix()))
 	a.metrics.renewAt.Set(float64(p.renewAt.Unix()))

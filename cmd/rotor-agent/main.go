@@ -70,6 +70,7 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.BoolVar(&c.Once, "once", false, "make sure a valid certificate is on disk, then exit (init containers, cron); exits non-zero if none could be put there, or if --exec or --signal failed")
 	fs.DurationVar(&c.OnceTimeout, "once-timeout", agent.DefaultOnceTimeout, "with --once, how long to retry while the CA cannot be reached or is unavailable, or the write fails; a refusal ends the run at once")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
+	fs.DurationVar(&c.RenewalInfoInterval, "renewal-info-interval", agent.DefaultRenewalInfoInterval, "how often to ask the CA's renewal info about the certificate (sooner if its Retry-After says so, not under 30s unless this is shorter); when its window opens early (revoked, issuer rotated) the agent renews within it, by token; 0: never ask")
 	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
 	o.logging.Register(fs)
 }

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rotor-dev/rotor"
+)
+
+// EventRenewalSuggested: the CA's renewal window for the certificate on
+// disk has opened and the agent's own plan lay beyond it, so the renewal
+// moves to renew_at, a moment in the window. Attributes: serial,
+// window_start, window_end, renew_at.
+const EventRenewalSuggested = "certificate.renewal_suggested"
+
+// EventRenewalInfoFailed: a renewal-info poll failed; the renewal
+// schedule stays as it was. Logged at INFO for the first failure and at
+// DEBUG for the rest until a poll succeeds. Attributes: serial, cause (as
+// in rotor_agent_renewal_info_failures_total), error, retry_in.
+const EventRenewalInfoFailed = "renewal_info.request_failed"
+
+// polling reports whether the agent asks the CA's renewal info at all.
+func (a *Agent) polling() bool { return a.cfg.RenewalInfoInterval > 0 && !a.cfg.Once }
+
+// wakeAt is when Run next has something to do while the certificate is
+// not due: renew it, or ask the CA about it.
+func (a *Agent) wakeAt() time.Time {
+	if a.polling() && a.nextPoll.Before(a.cur.renewAt) {
+		return a.nextPoll
+	}
+	return a.cur.renewAt
+}
+
+// checkRenewalInfo asks the CA's renewal info about the certificate on
+// disk once a poll is due. When the window has opened and the agent's own
+// plan lies beyond its end, the renewal moves to a uniformly random moment
+// in it (RFC 9773 4.2), which for a revoked certificate is now. A plan
+// inside the window already stands, so that polls repeated while a window
+// stays open do not draw again and again towards its start.
+//
+// A failed poll changes nothing: the agent renews on its own schedule as
+// it did before the CA had renewal info. It is counted, logged at INFO the
+// first time and at DEBUG until a poll succeeds again, and retried after
+// the interval.
+func (a *Agent) checkRenewalInfo(ctx context.Context) {
+	if !a.polling() || a.now().Before(a.nextPoll) {
+		return
+	}
+	serial := serialOf(a.cur.cert.Leaf)
+	info, err := a.ca.RenewalInfo(ctx, serial)
+	if ctx.Err() != nil {
+		return
+	}
+	now := a.now()
+	if err != nil {
+		a.nextPoll = now.Add(a.cfg.RenewalInfoInterval)
+		a.metrics.renewalInfoFailed(err)
+		level := slog.LevelDebug
+		if !a.pollFailing {
+			level, a.pollFailing = slog.LevelInfo, true
+		}
+		a.log.Log(ctx, level, "Cannot get the CA's renewal info; renewing on the agent's own schedule",
+			rotor.LogEvent, EventRenewalInfoFailed, "serial", serial,
+			"cause", causeOf(err), "error", err, "retry_in", a.cfg.RenewalInfoInterval)
+		return
+	}
+	a.metrics.renewalInfoPolls.Inc()
+	if a.pollFailing {
+		a.pollFailing = false
+		a.log.Info("The CA's renewal info answers again", "serial", serial)
+	}
+	a.nextPoll = now.Add(pollWait(info.RetryAfter, a.cfg.RenewalInfoInterval))
+	w := info.Window
+	if !w.Open(now) || !a.cur.renewAt.After(w.End) {
+		return
+	}
+	a.cur.renewAt, a.cur.advised = w.RenewAt(now, a.rand()), true
+	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+	a.log.Info("The CA suggests renewing now", rotor.LogEvent, EventRenewalSuggested, "serial", serial,
+		"window_start", w.Start, "window_end", w.End, "renew_at", a.cur.renewAt)
+}
+
+// pollWait is how long to wait before the next poll: the interval, or the
+// CA's Retry-After when it asks for sooner, but not under
+// rotor.MinRenewalRetryAfter, the CA's own floor, unless the interval is
+// shorter itself (an operator's choice, or a test's).
+func pollWait(retryAfter, interval time.Duration) time.Duration {
+	if retryAfter <= 0 {
+		return interval
+	}
+	return min(interval, max(retryAfter, rotor.MinRenewalRetryAfter))
+}
