@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +106,45 @@ func BenchmarkIssueUnderFlood(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "issued/s")
 			b.ReportMetric(float64(flooded.Load())/b.Elapsed().Seconds(), "flood-req/s")
+		})
+	}
+}
+
+// BenchmarkRenewalInfo compares GET /v1/renewal-info/{serial} (a store
+// read, then the window) with GET /v1/bundle (memory only), over HTTPS
+// with keep-alive, 16 requests in flight, on each real store: what a fleet
+// polling renewal info costs the CA beside what it already pays for the
+// bundle.
+//
+//	ROTOR_TEST_POSTGRES_URL=... go test ./api/ -run '^$' -bench BenchmarkRenewalInfo -benchtime 5s
+func BenchmarkRenewalInfo(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			e := newEnv(b, be.url(b), envConfig{})
+			serial := issueByToken(b, e).Serial
+			for _, path := range []string{"/v1/bundle", "/v1/renewal-info/" + serial} {
+				b.Run(strings.Split(path, "/")[2], func(b *testing.B) {
+					client := e.client(nil)
+					b.SetParallelism(8)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							resp, err := client.Get(e.URL + path)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
+							resp.Body.Close()
+							if resp.StatusCode != http.StatusOK {
+								b.Errorf("GET %s: status %d", path, resp.StatusCode)
+								return
+							}
+						}
+					})
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+				})
+			}
 		})
 	}
 }
