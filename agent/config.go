@@ -2,7 +2,8 @@
 // Rotor CA at start, writes it with its key and the trust bundle into a
 // directory (atomically, see client.WriteFiles), renews it before expiry
 // with jittered timing and backed-off retries, or sooner when the CA's
-// renewal info says so, and tells the workload with a command or a signal. cmd/rotor-agent wires flags to Config.
+// renewal info says so, and tells the workload with a command or a
+// signal. cmd/rotor-agent wires flags to Config.
 package agent
 
 import (

@@ -44,8 +44,8 @@ func (a *Agent) wakeAt() time.Time {
 // first time and at DEBUG until a poll succeeds again, and retried after
 // the interval.
 func (a *Agent) checkRenewalInfo(ctx context.Context) {
-	if !a.polling() || a.now().Before(a.nextPoll) {
-		return
+	if !a.polling() || a.due() || a.now().Before(a.nextPoll) {
+		return // a due certificate is renewed, not asked about
 	}
 	serial := serialOf(a.cur.cert.Leaf)
 	info, err := a.ca.RenewalInfo(ctx, serial)
