@@ -112,7 +112,7 @@ func TestFaultCauses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, tt.ca)
-			cfg.Once, cfg.OnceTimeout, cfg.Rand = true, 300*time.Millisecond, func() float64 { return 0.01 }
+			cfg.Once, cfg.OnceTimeout, cfg.Rand = true, 1500*time.Millisecond, func() float64 { return 0.01 }
 			logs := recordLogs(t, &cfg)
 			tt.mut(t, &cfg)
 			a := newAgent(t, cfg)
