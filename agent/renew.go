@@ -92,10 +92,19 @@ func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
 		return nil, err
 	}
 	issued, err := a.ca.Issue(ctx, req)
-	if err != nil {
-		if req.ClientCertificate != nil && rotor.ErrorCodeOf(err) == rotor.EUnauthenticated {
-			a.mtlsRefused = true
+	if err != nil && req.ClientCertificate != nil && rotor.ErrorCodeOf(err) == rotor.EUnauthenticated {
+		// The CA no longer takes the certificate (revoked, or the token
+		// its lineage began with was revoked): ask again with the token at
+		// once rather than after a refusal's backoff, which for a day-long
+		// certificate is five minutes of renewing nothing.
+		a.mtlsRefused = true
+		if token, terr := a.token(); terr == nil {
+			a.log.Info("The CA refused the current certificate; renewing with the token", "error", err)
+			req.Token, req.ClientCertificate = token, nil
+			issued, err = a.ca.Issue(ctx, req)
 		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	a.mtlsRefused = false

@@ -87,3 +87,26 @@ func TestRenewalInfoOutage(t *testing.T) {
 	answered := polls()
 	eventually(t, "polls answered again", func() bool { return polls() > answered })
 }
+
+// TestRevokedFallsBackToToken: with renewal info off, a renewal whose
+// certificate the CA refuses (revoked) is retried with the token in the
+// same attempt, not after a refusal's five-minute backoff.
+func TestRevokedFallsBackToToken(t *testing.T) {
+	t.Parallel()
+	ca := catest.New(t, catest.Options{TTL: time.Hour})
+	cfg := testConfig(t, ca)
+	cfg.RenewalInfoInterval = 0
+	// Renew 2s after issuance: an hour's certificate, 59m58s before expiry.
+	cfg.RenewBefore = agent.RenewBefore{Duration: time.Hour - 2*time.Second}
+	hooks := hookLog(t, &cfg)
+	a := newAgent(t, cfg)
+	t.Cleanup(start(t, a))
+	eventually(t, "the first certificate", func() bool { return len(lines(t, hooks)) == 1 })
+	ca.Revoke(t, ca.Issuances()[0].Serial)
+	eventually(t, "the renewal", func() bool { return len(lines(t, hooks)) >= 2 })
+	iss := ca.Issuances()
+	if iss[1].Authenticator != "token" || failures(t, a, string(rotor.EUnauthenticated)) != 0 {
+		t.Errorf("renewal by %q with %v failed attempts; want by token in the attempt the certificate was refused",
+			iss[1].Authenticator, failures(t, a, string(rotor.EUnauthenticated)))
+	}
+}
