@@ -171,18 +171,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go func() { defer close(reloadDone); trust.Run(reloadCtx, hup) }()
 	// The signers close last, once no request can be using them.
 	defer func() { stopReload(); <-reloadDone; trust.Close() }()
-	deny := &rotor.Denylist{}
-	if err := deny.Refresh(ctx, st); err != nil {
-		return fmt.Errorf("read the deny list: %w", err)
-	}
-	denyDone := make(chan struct{})
-	go func() { defer close(denyDone); deny.Run(reloadCtx, st, cfg.DenyRefresh, cfg.log) }()
-	defer func() { stopReload(); <-denyDone }()
-	cps, cpsDone, err := cfg.checkpoints(reloadCtx, st)
+	deny, cps, stopBackground, err := cfg.background(reloadCtx, st)
 	if err != nil {
 		return err
 	}
-	defer func() { stopReload(); cpsDone() }()
+	defer func() { stopReload(); stopBackground() }()
 	ca, handler, err := cfg.handler(st, trust, deny, cps, reg)
 	if err != nil {
 		return err
@@ -203,6 +196,23 @@ func (c *serveConfig) developmentPKI(ctx context.Context) error {
 	c.log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
 		"data_dir", c.DataDir, "store", c.StoreURL, "trust_bundle", c.TrustBundle)
 	return ensureCheckpointKey(c.DataDir, c.Policy.TrustDomain, c.log)
+}
+
+// background reads the deny list and starts refreshing it, and starts
+// signing checkpoints, until ctx ends; the function returned waits for
+// both to stop.
+func (c *serveConfig) background(ctx context.Context, st *store.Store) (*rotor.Denylist, *checkpoint.Checkpointer, func(), error) {
+	deny := &rotor.Denylist{}
+	if err := deny.Refresh(ctx, st); err != nil {
+		return nil, nil, nil, fmt.Errorf("read the deny list: %w", err)
+	}
+	cps, cpsDone, err := c.checkpoints(ctx, st)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	denyDone := make(chan struct{})
+	go func() { defer close(denyDone); deny.Run(ctx, st, c.DenyRefresh, c.log) }()
+	return deny, cps, func() { <-denyDone; cpsDone() }, nil
 }
 
 // checkpoints starts signing audit checkpoints, if there is a key, until

@@ -36,33 +36,8 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := common.parse(f, args, stderr); err != nil {
 		return err
 	}
-	if expiresIn < 0 {
-		return cli.Usagef("--expires-in must not be negative")
-	}
-	var (
-		token  string
-		record rotor.StaticToken
-		err    error
-		now    = time.Now()
-	)
-	switch {
-	case admin && id != (rotor.Identity{}):
-		return cli.Usagef("an admin token has no workload identity: drop --namespace and --service-account")
-	case admin:
-		token, record, err = rotor.NewAdminToken(rand.Reader, name, expiresIn, now)
-	default:
-		if err := id.Validate(); err != nil {
-			return cli.Usagef("%s", rotor.ErrorMessageOf(err))
-		}
-		token, record, err = rotor.NewStaticToken(rand.Reader, id, now)
-		record.Name = name
-		if expiresIn > 0 {
-			record.ExpiresAt = now.UTC().Add(expiresIn)
-		}
-	}
-	if rotor.ErrorCodeOf(err) == rotor.EInvalid {
-		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
-	}
+	now := time.Now()
+	token, record, err := newToken(id, admin, name, expiresIn, now)
 	if err != nil {
 		return err
 	}
@@ -78,6 +53,35 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		"subject", record.Subject())
 	_, err = fmt.Fprintln(stdout, token)
 	return err
+}
+
+// newToken makes the token create asked for: an admin token, or one for
+// id, named name, expiring after expiresIn (0: never).
+func newToken(id rotor.Identity, admin bool, name string, expiresIn time.Duration, now time.Time) (string, rotor.StaticToken, error) {
+	var (
+		token  string
+		record rotor.StaticToken
+		err    error
+	)
+	switch {
+	case expiresIn < 0:
+		return "", record, cli.Usagef("--expires-in must not be negative")
+	case admin && id != (rotor.Identity{}):
+		return "", record, cli.Usagef("an admin token has no workload identity: drop --namespace and --service-account")
+	case admin:
+		token, record, err = rotor.NewAdminToken(rand.Reader, name, expiresIn, now)
+	default:
+		if token, record, err = rotor.NewStaticToken(rand.Reader, id, now); err == nil {
+			record.Name = name
+			if expiresIn > 0 {
+				record.ExpiresAt = now.UTC().Add(expiresIn)
+			}
+		}
+	}
+	if rotor.ErrorCodeOf(err) == rotor.EInvalid {
+		return "", record, cli.Usagef("%s", rotor.ErrorMessageOf(err))
+	}
+	return token, record, err
 }
 
 // runTokenList prints every token's subject and state, never the token.
