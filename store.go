@@ -120,10 +120,27 @@ type TokenStore interface {
 	TouchToken(ctx context.Context, hash []byte, at time.Time) error
 }
 
+// RevocationStore reads what a CRL lists. Its methods are safe for
+// concurrent use and return EStoreUnavailable when the store cannot answer.
+type RevocationStore interface {
+	// Revocations lists, in serial order and with their version, the
+	// revocations of the certificates issued by the key whose subject key
+	// ID is issuerKeyID (hex, as Issuance.IssuerKeyID) that are valid
+	// after since, so that an expired certificate drops off. A key ID that
+	// is not lowercase hex is EInvalid.
+	Revocations(ctx context.Context, issuerKeyID string, since time.Time) (*RevocationList, error)
+	// RevocationHead is the audit-chain place of the newest revocation of
+	// any certificate, 0 for none. Every revocation raises it, so a cache
+	// of Revocations for a fixed since is current while it stays put; it
+	// costs an index lookup where Revocations reads every revocation.
+	RevocationHead(ctx context.Context) (int64, error)
+}
+
 // Store is everything the CA keeps: one Postgres or SQLite database.
 type Store interface {
 	AuditLog
 	CertificateStore
+	RevocationStore
 	TokenStore
 	AdminStore
 	// Ping returns nil when the store can serve reads and writes.

@@ -18,10 +18,7 @@ import (
 //	ROTOR_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  go test -run '^$' -bench RecordIssuance -benchtime 5s ./store/
 func BenchmarkRecordIssuance(b *testing.B) {
-	for _, be := range []struct {
-		name string
-		b    backend
-	}{{"postgres", postgres}, {"sqlite", sqlite}} {
+	for _, be := range benchBackends {
 		for _, par := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/parallelism-%d", be.name, par), func(b *testing.B) {
 				s, _ := be.b.open(b, store.Options{})
@@ -55,10 +52,7 @@ func BenchmarkRecordIssuance(b *testing.B) {
 //	  go test -run '^$' -bench RootStatus ./store/
 func BenchmarkRootStatus(b *testing.B) {
 	const identities = 10000
-	for _, be := range []struct {
-		name string
-		b    backend
-	}{{"postgres", postgres}, {"sqlite", sqlite}} {
+	for _, be := range benchBackends {
 		b.Run(be.name, func(b *testing.B) {
 			s, _ := be.b.open(b, store.Options{})
 			rootA, rootB := newRoot(b, "root A"), newRoot(b, "root B")
@@ -68,27 +62,14 @@ func BenchmarkRootStatus(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			tmpl := newIssuance(b, rotor.Identity{Namespace: "bench", ServiceAccount: "sa"}, time.Now())
-			var wg sync.WaitGroup
-			for w := range 64 {
-				wg.Go(func() {
-					for i := w; i < 2*identities; i += 64 {
-						iss := *tmpl
-						iss.Serial = fmt.Sprintf("%040x", i+1)
-						iss.Identity.ServiceAccount = fmt.Sprintf("sa-%d", i%identities)
-						iss.IssuedAt = tmpl.IssuedAt.Add(time.Duration(i/identities) * time.Minute)
-						iss.BundleFingerprint = old.Fingerprint
-						if i%identities%2 == 0 && i >= identities {
-							iss.BundleFingerprint = both.Fingerprint
-						}
-						if err := s.RecordIssuance(b.Context(), &iss); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			recordFleet(b, s, 2*identities, func(i int, iss *rotor.Issuance) {
+				iss.Identity.ServiceAccount = fmt.Sprintf("sa-%d", i%identities)
+				iss.IssuedAt = iss.IssuedAt.Add(time.Duration(i/identities) * time.Minute)
+				iss.BundleFingerprint = old.Fingerprint
+				if i%identities%2 == 0 && i >= identities {
+					iss.BundleFingerprint = both.Fingerprint
+				}
+			})
 			fp := rotor.Fingerprint(rootB.Raw)
 			b.ResetTimer()
 			for b.Loop() {
@@ -102,4 +83,76 @@ func BenchmarkRootStatus(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRevocations measures what a CRL costs the store with 10,000
+// revoked certificates among 50,000 live ones: the check every replica
+// makes once a second, and the list it reads when that changed.
+//
+//	ROTOR_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  go test -run '^$' -bench Revocations ./store/
+func BenchmarkRevocations(b *testing.B) {
+	const live, revoked = 50000, 10000
+	for _, be := range benchBackends {
+		b.Run(be.name, func(b *testing.B) {
+			s, _ := be.b.open(b, store.Options{})
+			denied := rotor.Identity{Namespace: "bench", ServiceAccount: "revoked"}
+			keyID := recordFleet(b, s, live, func(i int, iss *rotor.Issuance) {
+				if i < revoked {
+					iss.Identity = denied
+				}
+			})
+			// One deny with revoke_certificates revokes them in one
+			// transaction, where 10,000 revocations would take 10,000.
+			if _, err := s.DenyIdentity(b.Context(), rotor.Denial{Identity: denied, Time: time.Now(), Actor: "bench",
+				Reason: "bench"}, true, testAction); err != nil {
+				b.Fatal(err)
+			}
+			since := time.Now()
+			b.Run("head", func(b *testing.B) {
+				for b.Loop() {
+					if h, err := s.RevocationHead(b.Context()); err != nil || h == 0 {
+						b.Fatalf("RevocationHead = %d, %v", h, err)
+					}
+				}
+			})
+			b.Run("list", func(b *testing.B) {
+				for b.Loop() {
+					l, err := s.Revocations(b.Context(), keyID, since)
+					if err != nil || len(l.Entries) != revoked {
+						b.Fatalf("Revocations: %v", err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// benchBackends are the stores every benchmark runs on.
+var benchBackends = []struct {
+	name string
+	b    backend
+}{{"postgres", postgres}, {"sqlite", sqlite}}
+
+// recordFleet records n issuances from 64 callers at once, as a loaded CA
+// would: one real record, given serial i+1 and then changed by edit. It
+// returns their issuer key ID.
+func recordFleet(b *testing.B, s *store.Store, n int, edit func(i int, iss *rotor.Issuance)) string {
+	tmpl := newIssuance(b, rotor.Identity{Namespace: "bench", ServiceAccount: "sa"}, time.Now())
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				iss := *tmpl
+				iss.Serial = fmt.Sprintf("%040x", i+1)
+				edit(i, &iss)
+				if err := s.RecordIssuance(b.Context(), &iss); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return tmpl.IssuerKeyID
 }

@@ -88,6 +88,7 @@ type Store struct {
 type backend interface {
 	rotor.AuditLog
 	rotor.CertificateStore
+	rotor.RevocationStore
 	rotor.TokenStore
 	rotor.AdminStore
 	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error

@@ -29,6 +29,7 @@ func testStore(t *testing.T, b backend) {
 	t.Run("refusal-summary", func(t *testing.T) { testRefusalSummaries(t, b) })
 	t.Run("token", func(t *testing.T) { testTokens(t, b) })
 	t.Run("roots", func(t *testing.T) { testRoots(t, b) })
+	t.Run("revocations", func(t *testing.T) { testRevocations(t, b) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, b) })
 	t.Run("closed", func(t *testing.T) { testClosed(t, b) })
 }
@@ -360,6 +361,14 @@ func testClosed(t *testing.T, b backend) {
 		},
 		"RootStatus": func() error {
 			_, err := s.RootStatus(t.Context(), strings.Repeat("a", 64))
+			return err
+		},
+		"Revocations": func() error {
+			_, err := s.Revocations(t.Context(), "0a1b", time.Now())
+			return err
+		},
+		"RevocationHead": func() error {
+			_, err := s.RevocationHead(t.Context())
 			return err
 		},
 	} {
