@@ -15,6 +15,7 @@ const (
 	MediaProblem  = "application/problem+json"          // RFC 9457
 	MediaPEMChain = "application/pem-certificate-chain" // RFC 8555 7.4.2: leaf, then chain
 	MediaPKCS10   = "application/pkcs10"                // a CSR, PEM or DER
+	MediaPKIXCRL  = "application/pkix-crl"              // RFC 2585: a CRL, DER
 )
 
 // HeaderBundleFingerprint carries the fingerprint of the trust bundle a
