@@ -239,7 +239,7 @@ func (ca *CA) leaf(issuer *Issuer, id Identity, checked *CheckedCSR, now time.Ti
 	ski := sha256.Sum256(spki)
 	return leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: id.SPIFFEID(td).String(),
 		NotBefore: now.Add(-ca.cfg.Policy.ClockSkew), NotAfter: notAfter, SPKI: spki, SKI: ski[:20],
-		RSASubject: checked.KeyAlgorithm == "RSA"}, nil
+		RSASubject: checked.KeyAlgorithm == "RSA", CRLDistributionPoint: ca.cfg.Policy.CRLDistributionPoint(issuer.KeyID)}, nil
 }
 
 // serial is a random positive 159-bit number: over the 128 bits the brief

@@ -12,6 +12,7 @@ import (
 	"encoding/asn1"
 	"math/big"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 )
@@ -43,57 +44,82 @@ func testIssuer(t testing.TB, kind KeyType) *Issuer {
 
 // TestLeafMatchesCreateCertificate holds the hand-made encoding to
 // x509.CreateCertificate's, byte for byte, for every issuer and subject key
-// type: same TBSCertificate, and a certificate that verifies.
+// type, with and without a CRL distribution point: same TBSCertificate, and
+// a certificate that verifies.
 func TestLeafMatchesCreateCertificate(t *testing.T) {
 	kinds := []KeyType{ECDSAP256, ECDSAP384, RSA2048, Ed25519}
 	for _, issuerKind := range kinds {
 		iss := testIssuer(t, issuerKind)
 		for _, subjectKind := range kinds {
-			t.Run("ok/issuer-"+string(issuerKind)+"/subject-"+string(subjectKind), func(t *testing.T) {
-				sub := genKey(t, subjectKind)
-				spki, err := x509.MarshalPKIXPublicKey(sub.Public())
-				if err != nil {
-					t.Fatal(err)
+			for _, dp := range []string{"", "https://ca.example.com/v1/crl/" + iss.KeyID} {
+				name := "ok/issuer-" + string(issuerKind) + "/subject-" + string(subjectKind)
+				if dp != "" {
+					name += "/crl-distribution-point"
 				}
-				ski := sha256.Sum256(spki)
-				serial := new(big.Int).SetBytes(bytes.Repeat([]byte{0x5a}, 20))
-				now := time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
-				dns := "webapp.default.serviceaccount.identity.rotor.cluster.local"
-				uri := "spiffe://cluster.local/ns/default/sa/webapp"
-				f := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: uri,
-					NotBefore: now.Add(-20 * time.Second), NotAfter: now.Add(24 * time.Hour),
-					SPKI: spki, SKI: ski[:20], RSASubject: subjectKind == RSA2048}
-				der, err := iss.signLeaf(context.Background(), f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := x509.ParseCertificate(der)
-				if err != nil {
-					t.Fatalf("parse our certificate: %v", err)
-				}
-				if err := got.CheckSignatureFrom(iss.Certificate); err != nil {
-					t.Fatalf("our certificate does not verify: %v", err)
-				}
-
-				u, _ := url.Parse(uri)
-				ku := x509.KeyUsageDigitalSignature
-				if f.RSASubject {
-					ku |= x509.KeyUsageKeyEncipherment
-				}
-				tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: dns},
-					DNSNames: []string{dns}, URIs: []*url.URL{u}, NotBefore: f.NotBefore, NotAfter: f.NotAfter,
-					KeyUsage: ku, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-					BasicConstraintsValid: true, SubjectKeyId: ski[:20]}
-				wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, sub.Public(), CryptoSigner(context.Background(), iss.Signer))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, _ := x509.ParseCertificate(wantDER)
-				if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) {
-					t.Fatalf("TBSCertificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got.RawTBSCertificate, want.RawTBSCertificate)
-				}
-			})
+				t.Run(name, func(t *testing.T) {
+					sub := genKey(t, subjectKind)
+					spki, err := x509.MarshalPKIXPublicKey(sub.Public())
+					if err != nil {
+						t.Fatal(err)
+					}
+					ski := sha256.Sum256(spki)
+					serial := new(big.Int).SetBytes(bytes.Repeat([]byte{0x5a}, 20))
+					now := time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
+					dns := "webapp.default.serviceaccount.identity.rotor.cluster.local"
+					f := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: "spiffe://cluster.local/ns/default/sa/webapp",
+						NotBefore: now.Add(-20 * time.Second), NotAfter: now.Add(24 * time.Hour),
+						SPKI: spki, SKI: ski[:20], RSASubject: subjectKind == RSA2048, CRLDistributionPoint: dp}
+					checkLeafEncoding(t, iss, sub.Public(), f)
+				})
+			}
 		}
+	}
+}
+
+// checkLeafEncoding signs a leaf with fields f and holds it to what f says
+// and to x509.CreateCertificate's TBSCertificate from the same template.
+func checkLeafEncoding(t *testing.T, iss *Issuer, pub crypto.PublicKey, f leafFields) {
+	t.Helper()
+	der, err := iss.signLeaf(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("our certificate does not parse: %v", err)
+	}
+	var dps []string
+	if f.CRLDistributionPoint != "" {
+		dps = []string{f.CRLDistributionPoint}
+	}
+	if got.SerialNumber.Cmp(f.Serial) != 0 || !got.NotBefore.Equal(f.NotBefore) || !got.NotAfter.Equal(f.NotAfter) ||
+		len(got.DNSNames) != 1 || got.DNSNames[0] != f.DNSName || len(got.URIs) != 1 || got.URIs[0].String() != f.URI ||
+		!slices.Equal(got.CRLDistributionPoints, dps) {
+		t.Fatalf("certificate says serial %v, %v-%v, %v %v, CRL %v", got.SerialNumber, got.NotBefore, got.NotAfter,
+			got.DNSNames, got.URIs, got.CRLDistributionPoints)
+	}
+	u, err := url.Parse(f.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ku := x509.KeyUsageDigitalSignature
+	if f.RSASubject {
+		ku |= x509.KeyUsageKeyEncipherment
+	}
+	tmpl := &x509.Certificate{SerialNumber: f.Serial, Subject: pkix.Name{CommonName: f.CommonName},
+		DNSNames: []string{f.DNSName}, URIs: []*url.URL{u}, NotBefore: f.NotBefore, NotAfter: f.NotAfter,
+		KeyUsage: ku, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true, SubjectKeyId: f.SKI, CRLDistributionPoints: dps}
+	wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, pub, CryptoSigner(context.Background(), iss.Signer))
+	if err != nil {
+		t.Fatalf("x509.CreateCertificate refuses what we encoded: %v", err)
+	}
+	want, _ := x509.ParseCertificate(wantDER)
+	if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) {
+		t.Fatalf("TBSCertificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got.RawTBSCertificate, want.RawTBSCertificate)
+	}
+	if err := got.CheckSignatureFrom(iss.Certificate); err != nil {
+		t.Fatalf("our certificate does not verify: %v", err)
 	}
 }
 
@@ -152,9 +178,10 @@ func BenchmarkSignLeaf(b *testing.B) {
 }
 
 // FuzzLeafEncoder holds the hand-made encoder to crypto/x509 for any
-// identity, serial, validity and key pairing the CA can produce: every
-// certificate it makes parses, says what it was given, and has exactly the
-// TBSCertificate x509.CreateCertificate makes from the same template.
+// identity, serial, validity and key pairing the CA can produce, with and
+// without a CRL distribution point: every certificate it makes parses, says
+// what it was given, and has exactly the TBSCertificate
+// x509.CreateCertificate makes from the same template.
 func FuzzLeafEncoder(f *testing.F) {
 	kinds := []KeyType{ECDSAP256, ECDSAP384, RSA2048, Ed25519}
 	issuers := make([]*Issuer, len(kinds))
@@ -184,38 +211,13 @@ func FuzzLeafEncoder(f *testing.F) {
 		ski := sha256.Sum256(spki)
 		dns, uri := id.DNSName(td), id.SPIFFEID(td)
 		_, rsaSubject := sub.Public().(*rsa.PublicKey)
-		fields := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: uri.String(), NotBefore: nb,
-			NotAfter: na, SPKI: spki, SKI: ski[:20], RSASubject: rsaSubject}
-		der, err := iss.signLeaf(context.Background(), fields)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatalf("our certificate does not parse: %v", err)
-		}
-		if got.SerialNumber.Cmp(serial) != 0 || !got.NotBefore.Equal(nb) || !got.NotAfter.Equal(na) ||
-			len(got.DNSNames) != 1 || got.DNSNames[0] != dns || len(got.URIs) != 1 || got.URIs[0].String() != uri.String() {
-			t.Fatalf("certificate says serial %v, %v-%v, %v %v", got.SerialNumber, got.NotBefore, got.NotAfter, got.DNSNames, got.URIs)
-		}
-		ku := x509.KeyUsageDigitalSignature
-		if rsaSubject {
-			ku |= x509.KeyUsageKeyEncipherment
-		}
-		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: dns},
-			DNSNames: []string{dns}, URIs: []*url.URL{uri}, NotBefore: nb, NotAfter: na,
-			KeyUsage: ku, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			BasicConstraintsValid: true, SubjectKeyId: ski[:20]}
-		wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, sub.Public(), CryptoSigner(context.Background(), iss.Signer))
-		if err != nil {
-			t.Fatalf("x509.CreateCertificate refuses what we encoded: %v", err)
-		}
-		want, _ := x509.ParseCertificate(wantDER)
-		if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) {
-			t.Fatalf("TBSCertificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got.RawTBSCertificate, want.RawTBSCertificate)
-		}
-		if err := got.CheckSignatureFrom(iss.Certificate); err != nil {
-			t.Fatalf("our certificate does not verify: %v", err)
+		// The trust domain, a DNS name of up to 253 octets, stands in for
+		// the CRL's host: distribution points short and long.
+		crl := Policy{CRLURL: "https://" + td + "/v1/crl"}
+		for _, dp := range []string{"", crl.CRLDistributionPoint(iss.KeyID)} {
+			checkLeafEncoding(t, iss, sub.Public(), leafFields{Serial: serial, CommonName: dns, DNSName: dns,
+				URI: uri.String(), NotBefore: nb, NotAfter: na, SPKI: spki, SKI: ski[:20], RSASubject: rsaSubject,
+				CRLDistributionPoint: dp})
 		}
 	})
 }

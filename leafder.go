@@ -26,6 +26,9 @@ type leafFields struct {
 	SPKI       []byte // the subject's SubjectPublicKeyInfo, DER
 	SKI        []byte
 	RSASubject bool // adds keyEncipherment
+	// CRLDistributionPoint is the URI of the CRL that would list the leaf,
+	// "" for none.
+	CRLDistributionPoint string
 }
 
 var (
@@ -36,6 +39,7 @@ var (
 	extSubjectKID = []byte{0x06, 0x03, 0x55, 0x1d, 0x0e}
 	extAuthKID    = []byte{0x06, 0x03, 0x55, 0x1d, 0x23}
 	extSAN        = []byte{0x06, 0x03, 0x55, 0x1d, 0x11}
+	extCRLDP      = []byte{0x06, 0x03, 0x55, 0x1d, 0x1f}
 	// SEQUENCE { serverAuth, clientAuth }
 	ekuServerClient = []byte{0x30, 0x14,
 		0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01,
@@ -58,14 +62,23 @@ func encodeLeafTBS(issuer *x509.Certificate, algID []byte, f leafFields) []byte 
 	}
 	subject := derSeq(derTLV(0x31, derSeq(oidCommonName, derTLV(cnTag, []byte(f.CommonName)))))
 	san := derSeq(derTLV(0x82, []byte(f.DNSName)), derTLV(0x86, []byte(f.URI)))
-	exts := derTLV(0xa3, derSeq(
+	// In x509.CreateCertificate's order; the distribution point comes last.
+	extList := [][]byte{
 		derSeq(extKeyUsage, derTrue, derTLV(0x04, keyUsage)),
 		derSeq(extExtKeyUse, derTLV(0x04, ekuServerClient)),
 		derSeq(extBasicCons, derTrue, derTLV(0x04, emptySeq)),
 		derSeq(extSubjectKID, derTLV(0x04, derTLV(0x04, f.SKI))),
 		derSeq(extAuthKID, derTLV(0x04, derSeq(derTLV(0x80, issuer.SubjectKeyId)))),
 		derSeq(extSAN, derTLV(0x04, san)),
-	))
+	}
+	if f.CRLDistributionPoint != "" {
+		// CRLDistributionPoints ::= SEQUENCE OF DistributionPoint, here one
+		// whose distributionPoint [0] is a fullName [0] of one URI [6]
+		// (RFC 5280 4.2.1.13); non-critical.
+		dp := derSeq(derTLV(0xa0, derTLV(0xa0, derTLV(0x86, []byte(f.CRLDistributionPoint)))))
+		extList = append(extList, derSeq(extCRLDP, derTLV(0x04, derSeq(dp))))
+	}
+	exts := derTLV(0xa3, derSeq(extList...))
 	return derSeq(
 		versionV3,
 		derInteger(f.Serial),

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -24,6 +26,11 @@ type Policy struct {
 	// ClockSkew backdates NotBefore so peers with slow clocks accept a
 	// fresh certificate.
 	ClockSkew time.Duration
+	// CRLURL, if set, is where the CA's CRLs are served, without the key
+	// ID: an absolute http or https URL such as
+	// https://ca.example.com/v1/crl. Each leaf names CRLURL/<issuer key ID>
+	// as its CRL distribution point (CRLDistributionPoint).
+	CRLURL string
 }
 
 // MinTTL is the shortest lifetime a request may ask for: short enough to
@@ -43,7 +50,42 @@ func (p Policy) Validate() error {
 	case p.ClockSkew < 0:
 		return Errorf(EInvalid, "clock skew %v is negative", p.ClockSkew)
 	}
+	return checkCRLURL(p.CRLURL)
+}
+
+// checkCRLURL holds a CRL URL to what a leaf can carry and a relying party
+// can fetch: an absolute http or https URL of visible ASCII (a URI is an
+// IA5String), with no user, query or fragment, since the key ID is
+// appended to its path.
+func checkCRLURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] > '~' {
+			return Errorf(EInvalid, "CRL URL %q must be visible ASCII: percent-encode anything else", raw)
+		}
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return Errorf(EInvalid, "CRL URL %q does not parse: %v", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return Errorf(EInvalid, "CRL URL %q must be an absolute http:// or https:// URL with a host", raw)
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return Errorf(EInvalid, "CRL URL %q must have no user, query or fragment: the issuer key ID is appended to its path", raw)
+	}
 	return nil
+}
+
+// CRLDistributionPoint is the URI of the CRL of the issuer with key ID
+// issuerKeyID (hex) that leaves carry: CRLURL/<issuerKeyID>, "" when CRLURL
+// is not set.
+func (p Policy) CRLDistributionPoint(issuerKeyID string) string {
+	if p.CRLURL == "" {
+		return ""
+	}
+	return strings.TrimRight(p.CRLURL, "/") + "/" + issuerKeyID
 }
 
 // TTL resolves a requested lifetime: zero means the default; more than the

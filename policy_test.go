@@ -125,3 +125,53 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyCRLURL(t *testing.T) {
+	tests := []struct {
+		name, url string
+		ok        bool
+	}{
+		{"ok/https", "https://ca.example.com/v1/crl", true},
+		{"ok/http-ip-port-slash", "http://10.0.0.1:8080/v1/crl/", true},
+		{"ok/host-only", "https://ca.example.com", true},
+		{"ok/ipv6-percent-encoded", "https://[::1]:8443/crl%20files", true},
+		{"fail/path-only", "/v1/crl", false},
+		{"fail/no-scheme", "ca.example.com/v1/crl", false},
+		{"fail/ftp", "ftp://ca.example.com/crl", false},
+		{"fail/no-host", "https:///v1/crl", false},
+		{"fail/opaque", "https:ca.example.com", false},
+		{"fail/query", "https://ca.example.com/v1/crl?x=1", false},
+		{"fail/empty-query", "https://ca.example.com/v1/crl?", false},
+		{"fail/fragment", "https://ca.example.com/v1/crl#top", false},
+		{"fail/empty-fragment", "https://ca.example.com/v1/crl#", false},
+		{"fail/user", "https://user@ca.example.com/v1/crl", false},
+		{"fail/space", "https://ca.example.com/crl files", false},
+		{"fail/not-ascii", "https://ca.exämple.com/v1/crl", false},
+		{"fail/nul", "https://ca.example.com/\x00", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := testPolicy()
+			p.CRLURL = tt.url
+			err := p.Validate()
+			if (err == nil) != tt.ok || err != nil && rotor.ErrorCodeOf(err) != rotor.EInvalid {
+				t.Errorf("Validate() with CRL URL %q = %v, want ok=%v", tt.url, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestCRLDistributionPoint(t *testing.T) {
+	tests := []struct{ name, base, want string }{
+		{"ok/base", "https://ca.example.com/v1/crl", "https://ca.example.com/v1/crl/0a1b"},
+		{"ok/trailing-slash", "https://ca.example.com/v1/crl/", "https://ca.example.com/v1/crl/0a1b"},
+		{"ok/none", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (rotor.Policy{CRLURL: tt.base}).CRLDistributionPoint("0a1b"); got != tt.want {
+				t.Fatalf("CRLDistributionPoint = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
