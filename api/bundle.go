@@ -30,8 +30,10 @@ func (s *server) getBundle(w http.ResponseWriter, r *http.Request) {
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2):
-// any listed tag, weak or strong, equal to etag matches, and so does "*".
+// any listed tag, weak or strong, equal to etag (weak or strong) matches,
+// and so does "*".
 func etagMatches(headers []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
 	for _, h := range headers {
 		for _, tag := range strings.Split(h, ",") {
 			tag = strings.TrimSpace(tag)

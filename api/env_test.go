@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/checkpoint"
+	"github.com/rotor-dev/rotor/crl"
 	"github.com/rotor-dev/rotor/internal/testenv"
 	"github.com/rotor-dev/rotor/internal/testpki"
 	"github.com/rotor-dev/rotor/signer"
@@ -115,6 +116,9 @@ type envConfig struct {
 	ready func(e *env) []api.ReadyCheck
 	// denyRefresh is how often the deny list is re-read; zero: 100ms.
 	denyRefresh time.Duration
+	// crlURL is the policy's CRLURL, the base of leaves' CRL
+	// distribution point; "": none.
+	crlURL string
 }
 
 func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
@@ -159,7 +163,7 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	var err error
 	e.ca, err = rotor.NewCA(rotor.CAConfig{
 		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: cfg.maxTTL,
-			ClockSkew: time.Minute},
+			ClockSkew: time.Minute, CRLURL: cfg.crlURL},
 		Trust:         trust,
 		Authenticator: chain,
 		Audit:         e.store,
@@ -184,8 +188,12 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 		ready = []api.ReadyCheck{api.StoreReady(e.store),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: monitor.Check}}
 	}
-	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Certificates: e.store, Ready: ready, Metrics: e.metrics,
-		Logger: logger, ReadyTimeout: cfg.readyTO, Checkpoints: newCheckpointer(t, e.store)})
+	crls, err := crl.New(crl.Config{Store: e.store, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Certificates: e.store, CRLs: crls, Ready: ready,
+		Metrics: e.metrics, Logger: logger, ReadyTimeout: cfg.readyTO, Checkpoints: newCheckpointer(t, e.store)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/crl"
 )
 
 // Config wires the HTTP API. CA, Trust and Certificates are required.
@@ -29,6 +30,9 @@ type Config struct {
 	// Certificates answers GET /v1/certificates and
 	// /v1/certificates/{serial}.
 	Certificates rotor.CertificateStore
+	// CRLs, if set, serves GET /v1/crl and /v1/crl/{issuer_key_id}, the
+	// CRL of Trust's current issuer; without it they answer 404.
+	CRLs *crl.Cache
 	// Ready are the checks behind /readyz (see ReadyCheck).
 	Ready []ReadyCheck
 	// Metrics receives request, issuance and refusal counts, and its
@@ -120,6 +124,8 @@ func New(cfg Config) (http.Handler, error) {
 	r.Post("/v1/audit/checkpoint", s.signCheckpoint)
 	r.Get("/v1/renewal-info/{serial}", s.getRenewalInfo)
 	r.Get("/v1/bundle", s.getBundle)
+	r.Get("/v1/crl", s.getCRL)
+	r.Get("/v1/crl/{issuer_key_id}", s.getIssuerCRL)
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.ready)
 	r.Get("/openapi.yaml", s.openAPI)
