@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,13 +28,17 @@ type caRun struct {
 	Roots *x509.CertPool // verifies the CA's serving certificate
 }
 
-// serveCA starts "rotor-ca serve args..." on a port of its choosing, learns
-// the address from its serving event, and trusts the roots in rootFile,
-// which exists once it serves (the development PKI makes it at start). It
-// is the one way these tests start the CA.
+// serveCA starts "rotor-ca serve args..." on a port of its choosing (unless
+// args give --listen), learns the address from its serving event, and
+// trusts the roots in rootFile, which exists once it serves (the
+// development PKI makes it at start). It is the one way these tests start
+// the CA.
 func serveCA(t *testing.T, env []string, rootFile string, args ...string) *caRun {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
+	if !slices.Contains(args, "--listen") {
+		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	}
+	args = append([]string{"serve", "--log-format", "json"}, args...)
 	logFile := filepath.Join(t.TempDir(), "ca.log")
 	c := &caRun{Proc: e2etest.StartEnv(t, env, logFile, rotorCA, args...), Roots: x509.NewCertPool()}
 	t.Cleanup(func() {
@@ -157,4 +163,27 @@ func readCerts(t *testing.T, path string) []*x509.Certificate {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return certs
+}
+
+// needTools fails the test unless each tool (openssl, curl) is installed.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed: apt-get install -y %s", tool, tool)
+		}
+	}
+}
+
+// runIn runs a command as a user would in dir, and fails the test unless
+// it succeeds; it returns what the command printed.
+func runIn(t *testing.T, dir, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return out
 }

@@ -84,11 +84,7 @@ func createTokenWith(t *testing.T, ns, sa string, args ...string) string {
 // a token, make a key and CSR with openssl, get a certificate with curl, and
 // check it with openssl verify against the bundle.
 func TestQuickStart(t *testing.T) {
-	for _, tool := range []string{"openssl", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed for the quick start: apt-get install -y %s", tool, tool)
-		}
-	}
+	needTools(t, "openssl", "curl")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "rotor-data")
 	ca := serveCA(t, nil, filepath.Join(data, "root.crt"), "--data-dir", data)
@@ -102,16 +98,7 @@ func TestQuickStart(t *testing.T) {
 		}
 	}
 	token := createToken(t, data, "default", "webapp")
-	run := func(name string, args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return out
-	}
+	run := func(name string, args ...string) []byte { return runIn(t, dir, name, args...) }
 	run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", "key.pem", "-subj", "/", "-out", "req.csr")
 	body := run("curl", "-sS", "--fail-with-body", "--cacert", filepath.Join(data, "root.crt"),

@@ -20,6 +20,7 @@ import (
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/checkpoint"
+	"github.com/rotor-dev/rotor/crl"
 	"github.com/rotor-dev/rotor/internal/cli"
 	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer"
@@ -41,6 +42,7 @@ type serveConfig struct {
 	CheckpointKey          string
 	CheckpointEvery        time.Duration
 	RenewalRetryAfter      time.Duration
+	CRLValidity            time.Duration
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -75,6 +77,8 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.CheckpointKey, "checkpoint-key", "", "signer key of the audit checkpoints (default: <data-dir>/audit-checkpoint.key if it exists; development mode makes one)")
 	f.DurationVar(&c.CheckpointEvery, "checkpoint-interval", time.Minute, "how often the audit chain's head is signed when it has grown; 0: only on POST /v1/audit/checkpoint")
 	f.DurationVar(&c.RenewalRetryAfter, "renewal-info-retry-after", rotor.DefaultRenewalRetryAfter, "Retry-After of GET /v1/renewal-info: how long holders wait before asking again (less when the window opens sooner); at least 30s")
+	f.StringVar(&c.Policy.CRLURL, "crl-url", "", "base URL of the CRLs, e.g. https://ca.example.com/v1/crl: each leaf names <base>/<issuer key ID> as its CRL distribution point (default: none)")
+	f.DurationVar(&c.CRLValidity, "crl-validity", rotor.DefaultCRLValidity, "how long each CRL served at /v1/crl is valid (nextUpdate); a new one is signed every half of it, and within a second of a revocation; the same on every replica")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -110,6 +114,7 @@ func (c *serveConfig) Validate() error {
 		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0, "--sign-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
 		{c.CheckpointEvery < 0, "--checkpoint-interval must not be negative"},
 		{c.RenewalRetryAfter < rotor.MinRenewalRetryAfter, "--renewal-info-retry-after must be at least " + rotor.MinRenewalRetryAfter.String() + ": holders are told to wait this long between polls"},
+		{c.CRLValidity < rotor.MinCRLValidity, "--crl-validity must be at least " + rotor.MinCRLValidity.String()},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -272,7 +277,11 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 	if err != nil {
 		return nil, nil, err
 	}
-	apiCfg := api.Config{CA: ca, Trust: trust, Certificates: st, Metrics: api.NewMetrics(reg), Logger: log,
+	crls, err := crl.New(crl.Config{Store: st, Validity: c.CRLValidity, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	apiCfg := api.Config{CA: ca, Trust: trust, Certificates: st, CRLs: crls, Metrics: api.NewMetrics(reg), Logger: log,
 		RenewalInfoRetryAfter: c.RenewalRetryAfter,
 		Ready: []api.ReadyCheck{api.StoreReady(st),
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}}
