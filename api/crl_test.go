@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/internal/testenv"
 	"github.com/rotor-dev/rotor/internal/testpki"
 	"github.com/rotor-dev/rotor/signer"
@@ -266,5 +267,23 @@ func checkOutage(t *testing.T, r *response, code rotor.ErrorCode) {
 		r.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d, type %s, Retry-After %q; want 503 %s with Retry-After", r.Status, p.Type,
 			r.Header.Get("Retry-After"), code)
+	}
+}
+
+// TestCRLNotServed: an API wired without a CRL cache answers both CRL
+// paths 404, as the contract allows, rather than failing.
+func TestCRLNotServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqliteURL(t), envConfig{})
+	h, err := api.New(api.Config{CA: e.ca, Trust: e.trust, Certificates: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startTLS(t, h)
+	for _, path := range []string{"/v1/crl", "/v1/crl/" + e.pki.Trust.Issuer.KeyID} {
+		r := srv.do(t, call{Method: http.MethodGet, Path: path})
+		if p := r.problem(t); r.Status != http.StatusNotFound || p.Type != rotor.ENotFound.ProblemType() {
+			t.Errorf("GET %s: status %d, type %s; want 404 not-found", path, r.Status, p.Type)
+		}
 	}
 }
