@@ -52,21 +52,34 @@ func TestCRLDistributionPoint(t *testing.T) {
 	}
 
 	run := func(name string, args ...string) string { return string(runIn(t, dir, name, args...)) }
-	// A revocation reaches the CRL within about a second.
-	e2etest.WaitFor(t, "the revoked serial on the CRL", 10*time.Second, func() bool {
-		run("curl", "-sS", "--fail", "--cacert", filepath.Join(data, "root.crt"), "-o", "crl.der", dp)
-		der, err := os.ReadFile(filepath.Join(dir, "crl.der"))
+	fetch := func(url, file string) *x509.RevocationList {
+		t.Helper()
+		run("curl", "-sS", "--fail", "--cacert", filepath.Join(data, "root.crt"), "-o", file, url)
+		der, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			t.Fatalf("what %s serves is not a CRL: %v", dp, err)
+			t.Fatalf("what %s serves is not a CRL: %v", url, err)
 		}
+		return rl
+	}
+	lists := func(rl *x509.RevocationList) bool {
 		return slices.ContainsFunc(rl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
 			return e.SerialNumber.Cmp(got.Leaf.SerialNumber) == 0 && e.ReasonCode == int(rotor.ReasonKeyCompromise)
 		})
+	}
+	// A revocation reaches the CRL within about a second.
+	var rl *x509.RevocationList
+	e2etest.WaitFor(t, "the revoked serial on the CRL", 10*time.Second, func() bool {
+		rl = fetch(dp, "crl.der")
+		return lists(rl)
 	})
+	// The README fetches /v1/crl: the same CRL, or a later one.
+	if readme := fetch(ca.URL+"/v1/crl", "readme.der"); readme.Number.Cmp(rl.Number) < 0 || !lists(readme) {
+		t.Errorf("/v1/crl is CRL %x, the distribution point's %x", readme.Number, rl.Number)
+	}
 	chain := filepath.Join(dir, "chain.pem")
 	pems := readCerts(t, filepath.Join(data, "issuer.crt"))
 	pems = append(pems, readCerts(t, filepath.Join(data, "root.crt"))...)
