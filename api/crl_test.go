@@ -64,44 +64,56 @@ func TestCRL(t *testing.T) {
 						t.Fatalf("revoke: status %d: %s", r.Status, r.Body)
 					}
 					revoked := time.Now()
-					r, got := e.crlUntil(t, func(rl *x509.RevocationList) bool { return rl.Number.Cmp(lastRL.Number) > 0 })
+					entryOf := func(rl *x509.RevocationList) int {
+						return slices.IndexFunc(rl.RevokedCertificateEntries,
+							func(e x509.RevocationListEntry) bool { return e.SerialNumber.Cmp(s.leaf.SerialNumber) == 0 })
+					}
+					r, got := e.crlUntil(t, func(rl *x509.RevocationList) bool { return entryOf(rl) >= 0 })
 					t.Logf("on the CRL %v after the revocation's answer", time.Since(revoked).Round(time.Millisecond))
 					if len(got.RevokedCertificateEntries) != i+1 {
 						t.Fatalf("%d entries after %d revocations", len(got.RevokedCertificateEntries), i+1)
 					}
-					entry := got.RevokedCertificateEntries[slices.IndexFunc(got.RevokedCertificateEntries,
-						func(e x509.RevocationListEntry) bool { return e.SerialNumber.Cmp(s.leaf.SerialNumber) == 0 })]
-					if entry.ReasonCode != int(s.reason) {
-						t.Errorf("reason %d, want %d", entry.ReasonCode, s.reason)
+					if reason := got.RevokedCertificateEntries[entryOf(got)].ReasonCode; reason != int(s.reason) {
+						t.Errorf("reason %d, want %d", reason, s.reason)
 					}
-					if r.Header.Get("ETag") == last.Header.Get("ETag") {
-						t.Errorf("ETag %s unchanged with the CRL number", r.Header.Get("ETag"))
+					if got.Number.Cmp(lastRL.Number) <= 0 || r.Header.Get("ETag") == last.Header.Get("ETag") {
+						t.Errorf("CRL %x (ETag %s) after %x (%s): the number and ETag must move", got.Number,
+							r.Header.Get("ETag"), lastRL.Number, last.Header.Get("ETag"))
 					}
 					checkWithOpenSSL(t, r.Body, e.pki, serial, s.reason)
 					last, lastRL = r, got
 				})
 			}
 
-			etag := last.Header.Get("ETag")
+			// Each case is held to the CRL served just before it, not the
+			// last step's: a new window may have begun since.
+			old := first.Header.Get("ETag")
 			cases := []struct {
 				name   string
 				method string
 				path   string
-				header http.Header
+				inm    func(current string) string // If-None-Match; nil: none
 				status int
 			}{
-				{"ok/unchanged", http.MethodGet, "/v1/crl", http.Header{"If-None-Match": {etag}}, http.StatusNotModified},
-				{"ok/among-others", http.MethodGet, "/v1/crl", http.Header{"If-None-Match": {`"x", ` + etag}}, http.StatusNotModified},
-				{"ok/older-copy", http.MethodGet, "/v1/crl", http.Header{"If-None-Match": {first.Header.Get("ETag")}}, http.StatusOK},
+				{"ok/unchanged", http.MethodGet, "/v1/crl", func(cur string) string { return cur }, http.StatusNotModified},
+				{"ok/among-others", http.MethodGet, "/v1/crl", func(cur string) string { return `"x", ` + cur }, http.StatusNotModified},
+				{"ok/strong-form", http.MethodGet, "/v1/crl", func(cur string) string { return strings.TrimPrefix(cur, "W/") }, http.StatusNotModified},
+				{"ok/older-copy", http.MethodGet, "/v1/crl", func(string) string { return old }, http.StatusOK},
 				{"ok/by-key-id", http.MethodGet, "/v1/crl/" + iss.KeyID, nil, http.StatusOK},
 				{"ok/by-key-id-upper-case", http.MethodGet, "/v1/crl/" + strings.ToUpper(iss.KeyID), nil, http.StatusOK},
 				{"ok/head", http.MethodHead, "/v1/crl", nil, http.StatusOK},
-				{"ok/head-by-key-id", http.MethodHead, "/v1/crl/" + iss.KeyID, http.Header{"If-None-Match": {etag}}, http.StatusNotModified},
+				{"ok/head-by-key-id", http.MethodHead, "/v1/crl/" + iss.KeyID, func(cur string) string { return cur }, http.StatusNotModified},
 				{"fail/other-issuer", http.MethodGet, "/v1/crl/" + strings.Repeat("ab", 20), nil, http.StatusNotFound},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					r := e.do(t, call{Method: c.method, Path: c.path, Header: c.header})
+					cur, _ := e.getCRL(t, "/v1/crl")
+					etag := cur.Header.Get("ETag")
+					var h http.Header
+					if c.inm != nil {
+						h = http.Header{"If-None-Match": {c.inm(etag)}}
+					}
+					r := e.do(t, call{Method: c.method, Path: c.path, Header: h})
 					if r.Status != c.status {
 						t.Fatalf("status %d, want %d: %s", r.Status, c.status, r.Body)
 					}
@@ -110,12 +122,12 @@ func TestCRL(t *testing.T) {
 						if p := r.problem(t); p.Type != rotor.ENotFound.ProblemType() || !strings.Contains(p.Detail, iss.KeyID) {
 							t.Errorf("problem %+v, want not-found naming the current issuer key %s", p, iss.KeyID)
 						}
-					case r.Header.Get("ETag") != etag:
-						t.Errorf("ETag %s, want %s", r.Header.Get("ETag"), etag)
+					case r.Header.Get("ETag") != etag || !strings.HasPrefix(etag, `W/"`+iss.KeyID+"-"):
+						t.Errorf("ETag %s, want %s, weak, of key %s", r.Header.Get("ETag"), etag, iss.KeyID)
 					case c.method == http.MethodHead && len(r.Body) != 0:
 						t.Errorf("HEAD answered %d bytes", len(r.Body))
-					case c.status == http.StatusOK && c.method == http.MethodGet && string(r.Body) != string(last.Body):
-						t.Errorf("another CRL than the last one, with its ETag")
+					case c.status == http.StatusOK && c.method == http.MethodGet && string(r.Body) != string(cur.Body):
+						t.Errorf("another CRL than the one just served, with its ETag")
 					}
 				})
 			}
