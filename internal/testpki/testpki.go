@@ -102,13 +102,14 @@ func p224CSR(t testing.TB, key *ecdsa.PrivateKey) []byte {
 }
 
 // Options shape a PKI; the zero value is a P-256 root and issuer valid for
-// a day.
+// thirty days, so a test's 24h leaf is never cut to the issuer's expiry by
+// the second that passes between making the PKI and issuing.
 type Options struct {
 	// Name starts the CAs' common names; empty means "Test".
 	Name string
 	// KeyType is the kind of both CA keys; empty means ECDSA P-256.
 	KeyType rotor.KeyType
-	// Lifetime of both CAs; zero means 24h.
+	// Lifetime of both CAs; zero means 30 days.
 	Lifetime time.Duration
 	// Signer wraps the issuer's key as the issuer's signer (the metrics
 	// and the monitor, as the CA's wiring does); nil means
@@ -135,7 +136,7 @@ func New(t testing.TB, o Options) *PKI {
 		o.Name = "Test"
 	}
 	if o.Lifetime == 0 {
-		o.Lifetime = 24 * time.Hour
+		o.Lifetime = 30 * 24 * time.Hour
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
