@@ -56,13 +56,15 @@ func TestUpDownUp(t *testing.T) {
 			return "pgx5://" + strings.SplitN(u, "://", 2)[1], "pgx", u
 		}, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()
 			AND table_name IN ('issuances', 'refusals', 'static_tokens', 'bundle_roots',
-				'live_identities', 'identity_bundle_status')`},
+				'live_identities', 'identity_bundle_status', 'revocations', 'admin_actions',
+				'active_certificates', 'certificates_expiring', 'issuance_by_identity', 'identities_not_renewing')`},
 		{"ok/sqlite", migrations.SQLite(), func(t *testing.T) (string, string, string) {
 			path := filepath.Join(t.TempDir(), "rotor.db")
 			return "sqlite://" + path, "sqlite", path
 		}, `SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')
 			AND name IN ('issuances', 'refusals', 'static_tokens', 'bundle_roots',
-				'live_identities', 'identity_bundle_status')`},
+				'live_identities', 'identity_bundle_status', 'revocations', 'admin_actions',
+				'active_certificates', 'certificates_expiring', 'issuance_by_identity', 'identities_not_renewing')`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +86,7 @@ func TestUpDownUp(t *testing.T) {
 			for i, step := range []struct {
 				run    func() error
 				tables int
-			}{{m.Up, 6}, {m.Down, 0}, {m.Up, 6}, {m.Up, 6}} {
+			}{{m.Up, 12}, {m.Down, 0}, {m.Up, 12}, {m.Up, 12}} {
 				if err := step.run(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 					t.Fatalf("step %d: %v", i, err)
 				}

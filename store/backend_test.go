@@ -23,6 +23,8 @@ type backend struct {
 	fresh func(t testing.TB) string
 	// count runs a query returning one integer, outside the store.
 	count func(t testing.TB, url, query string) int64
+	// rows runs a query outside the store and counts the rows it returns.
+	rows func(t testing.TB, url, query string) (int, error)
 	// exec runs statements outside the store, as someone with plain SQL
 	// access would.
 	exec func(t testing.TB, url, query string)

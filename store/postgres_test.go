@@ -30,6 +30,24 @@ var postgres = backend{
 		}
 		return n
 	},
+	rows: func(t testing.TB, url, query string) (int, error) {
+		t.Helper()
+		conn, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		defer conn.Close(context.Background())
+		rows, err := conn.Query(t.Context(), query)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		return n, rows.Err()
+	},
 	exec: func(t testing.TB, url, query string) {
 		t.Helper()
 		conn, err := pgx.Connect(t.Context(), url)

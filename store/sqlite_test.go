@@ -31,6 +31,19 @@ var sqlite = backend{
 		}
 		return n
 	},
+	rows: func(t testing.TB, url, query string) (int, error) {
+		t.Helper()
+		rows, err := openRaw(t, url).QueryContext(t.Context(), query)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		return n, rows.Err()
+	},
 	exec: func(t testing.TB, url, query string) {
 		t.Helper()
 		if _, err := openRaw(t, url).ExecContext(t.Context(), query); err != nil {
