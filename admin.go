@@ -98,6 +98,7 @@ const (
 	ActionRevoke      = "certificate.revoke"
 	ActionTokenCreate = "token.create"
 	ActionTokenRevoke = "token.revoke"
+	ActionPrune       = "audit.prune" // rotor-ca prune deleted the oldest audit rows
 )
 
 // AdminStore keeps what admins change. Each change is committed in one

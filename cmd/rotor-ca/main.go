@@ -39,6 +39,9 @@ Usage:
   rotor-ca audit verify [--checkpoint FILE] [--verifier-key KEY]
                                   recompute the tamper-evident audit chain; exit 0 only when intact
   rotor-ca audit checkpoint       sign the chain's head now and print it, for an auditor to keep
+  rotor-ca prune --older-than 90d [--dry-run]
+                                  delete expired certificates and old refusals and admin actions,
+                                  oldest first, in short batches; the chain still verifies
   rotor-ca roots status [flags]   how many live identities hold a root (root rotation);
                                   exit 0 when all do, 3 when not yet
   rotor-ca migrate [flags]        apply the audit store's schema migrations
@@ -60,7 +63,7 @@ func main() {
 		{Name: "token revoke", Run: runTokenRevoke}, {Name: "identity deny", Run: runIdentityDeny},
 		{Name: "identity allow", Run: runIdentityAllow}, {Name: "certificate revoke", Run: runCertificateRevoke},
 		{Name: "audit verify", Run: runAuditVerify}, {Name: "audit checkpoint", Run: runAuditCheckpoint},
-		{Name: "roots status", Run: runRootsStatus},
+		{Name: "prune", Run: runPrune}, {Name: "roots status", Run: runRootsStatus},
 		{Name: "migrate", Run: runMigrate}}, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
