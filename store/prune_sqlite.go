@@ -12,7 +12,9 @@ import (
 )
 
 // sqliteEligible is pruneEligible with the cutoff as ?1.
-func sqliteEligible(kind string) string { return strings.ReplaceAll(pruneEligible[kind], ":before", "?1") }
+func sqliteEligible(kind string) string {
+	return strings.ReplaceAll(pruneEligible[kind], ":before", "?1")
+}
 
 // pruneRange implements pruneBackend.
 func (s *sqliteStore) pruneRange(ctx context.Context, before time.Time) (base, end int64, err error) {
