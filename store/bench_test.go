@@ -156,3 +156,34 @@ func recordFleet(b *testing.B, s *store.Store, n int, edit func(i int, iss *roto
 	wg.Wait()
 	return tmpl.IssuerKeyID
 }
+
+// BenchmarkPruneBatch prunes 100,000 expired certificates in batches of
+// 1,000 places: ns/op is one batch, the longest the chain's lock is held
+// (and so the longest an issuance waits) while prune runs.
+func BenchmarkPruneBatch(b *testing.B) {
+	const rows, batch = 100000, 1000
+	for _, be := range benchBackends {
+		b.Run(be.name, func(b *testing.B) {
+			s, _ := be.b.open(b, store.Options{})
+			old := time.Now().Add(-100 * 24 * time.Hour)
+			recordFleet(b, s, rows, func(i int, iss *rotor.Issuance) {
+				iss.IssuedAt, iss.NotBefore, iss.NotAfter = old, old, old.Add(24*time.Hour)
+			})
+			var batches int
+			var took time.Duration
+			for b.Loop() {
+				start := time.Now()
+				res, err := s.Prune(b.Context(), time.Now().Add(-90*24*time.Hour), store.PruneOptions{Batch: batch,
+					Action: testAction})
+				if err != nil {
+					b.Fatal(err)
+				}
+				took += time.Since(start)
+				batches += res.Batches
+			}
+			if batches > 0 {
+				b.ReportMetric(float64(took.Microseconds())/float64(batches)/1000, "ms/batch")
+			}
+		})
+	}
+}

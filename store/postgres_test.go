@@ -37,16 +37,7 @@ var postgres = backend{
 			t.Fatalf("connect: %v", err)
 		}
 		defer conn.Close(context.Background())
-		rows, err := conn.Query(t.Context(), query)
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		return n, rows.Err()
+		return pgQueryDB{conn}.rows(t.Context(), query)
 	},
 	exec: func(t testing.TB, url, query string) {
 		t.Helper()

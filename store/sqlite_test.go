@@ -33,16 +33,7 @@ var sqlite = backend{
 	},
 	rows: func(t testing.TB, url, query string) (int, error) {
 		t.Helper()
-		rows, err := openRaw(t, url).QueryContext(t.Context(), query)
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		return n, rows.Err()
+		return sqliteQueryDB{openRaw(t, url)}.rows(t.Context(), query)
 	},
 	exec: func(t testing.TB, url, query string) {
 		t.Helper()
