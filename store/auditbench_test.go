@@ -19,11 +19,6 @@ import (
 // within hours); 100,000 refusals over the 90 days and 2,002 revocations.
 // Rows get chain places after the small history populateAudit writes, with
 // placeholder hashes: the benchmark asks questions, it does not verify.
-const (
-	fleetIdentities = 7000
-	fleetRenewals   = 143
-)
-
 var fleetSQL = map[string][]string{
 	"postgres": {
 		`INSERT INTO issuances (serial, namespace, service_account, sans, key_algorithm, key_size, public_key_sha256,
