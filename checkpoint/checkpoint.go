@@ -22,6 +22,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,6 +80,34 @@ func LoadSigner(path string) (note.Signer, error) {
 		return nil, fmt.Errorf("checkpoint key %s is not a note signer key (PRIVATE+KEY+…)", path)
 	}
 	return s, nil
+}
+
+// DataDirSigner reads keyFile, or dir's KeyFile if keyFile is "": nil,
+// nil when dir has none (checkpoints off).
+func DataDirSigner(keyFile, dir string) (note.Signer, error) {
+	path := keyFile
+	if path == "" {
+		path = filepath.Join(dir, KeyFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	return LoadSigner(path)
+}
+
+// EnsureKey makes dir's key pair if it has none, named after the trust
+// domain, and logs the verifier key an auditor needs.
+func EnsureKey(dir, trustDomain string, log *slog.Logger) error {
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil {
+		return nil
+	}
+	vkey, err := NewKey(dir, "rotor-audit-"+trustDomain)
+	if err != nil {
+		return err
+	}
+	log.Warn("created the audit checkpoint key: give its verifier key to your auditors",
+		"key", filepath.Join(dir, KeyFile), "verifier_key", vkey)
+	return nil
 }
 
 // LoadVerifier reads a verifier key: the key itself (name+hash+key) or a

@@ -8,20 +8,22 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/internal/storecmd"
 	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer"
 )
 
 // initConfig is what "rotor-ca init" is told.
 type initConfig struct {
-	commonFlags
+	storecmd.Flags
 	issuer.Plan
 	KeyAlgorithm string
 }
 
 func (c *initConfig) register(f *cli.FlagSet) {
-	c.commonFlags.register(f, "directory for the new CA's certificates, bundle, issuer.conf and file keys", false)
+	c.Flags.Register(f, "directory for the new CA's certificates, bundle, issuer.conf and file keys", false)
 	c.Issuer.RegisterFlags(f.FlagSet, false)
 	f.StringVar(&c.TrustDomain, "trust-domain", "cluster.local", "trust domain, named in the CA certificates")
 	f.StringVar(&c.RootCert, "root-cert", "", "sign with this existing root CA certificate instead of creating a root (with --root-key)")
@@ -68,24 +70,24 @@ func (c *initConfig) validate() error {
 // how to serve it.
 func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c initConfig
-	f := newFlagSet("init", stderr)
+	f := storecmd.NewFlagSet("init", stderr)
 	c.register(f)
-	if err := c.parse(f, args, stderr); err != nil {
+	if err := c.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
 		return err
 	}
-	c.Plan.Log, c.Plan.PIN = c.log, os.Getenv(pinEnv)
+	c.Plan.Log, c.Plan.PIN = c.Flags.Log, os.Getenv(pinEnv)
 	ca, err := issuer.CreateCA(ctx, c.Plan)
 	if err != nil {
 		if ca != nil && len(ca.Created) > 0 {
-			c.log.Error("init failed half-way; remove what it created before trying again", "created", ca.Created)
+			c.Flags.Log.Error("init failed half-way; remove what it created before trying again", "created", ca.Created)
 		}
 		return settingsErr(err)
 	}
-	c.log.Info("created the CA", "dir", c.DataDir, "signer", ca.Settings.Signer, "files", ca.Created)
-	if err := ensureCheckpointKey(c.DataDir, c.TrustDomain, c.log); err != nil {
+	c.Flags.Log.Info("created the CA", "dir", c.DataDir, "signer", ca.Settings.Signer, "files", ca.Created)
+	if err := checkpoint.EnsureKey(c.DataDir, c.TrustDomain, c.Flags.Log); err != nil {
 		return err
 	}
 	return ca.WriteSummary(stdout, c.TrustDomain, c.RootCert, pinEnv)

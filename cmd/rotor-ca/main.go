@@ -7,16 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/internal/storecmd"
 	"github.com/rotor-dev/rotor/issuer"
-	"github.com/rotor-dev/rotor/store"
 )
 
 const usage = `rotor-ca: the Rotor certificate authority
@@ -50,21 +47,13 @@ Usage:
 Every flag has an environment twin: --cert-ttl is also ROTOR_CERT_TTL.
 `
 
-// envPrefix starts every setting's environment variable.
-const envPrefix = "ROTOR_"
-
 // pinEnv holds the PKCS#11 PIN: never a flag, which ps would show.
-const pinEnv = envPrefix + "PKCS11_PIN"
+const pinEnv = storecmd.EnvPrefix + "PKCS11_PIN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := cli.Run(ctx, "rotor-ca", usage, []cli.Command{{Name: "serve", Run: runServe}, {Name: "init", Run: runInit},
-		{Name: "token create", Run: runTokenCreate}, {Name: "token list", Run: runTokenList},
-		{Name: "token revoke", Run: runTokenRevoke}, {Name: "identity deny", Run: runIdentityDeny},
-		{Name: "identity allow", Run: runIdentityAllow}, {Name: "certificate revoke", Run: runCertificateRevoke},
-		{Name: "audit verify", Run: runAuditVerify}, {Name: "audit checkpoint", Run: runAuditCheckpoint},
-		{Name: "prune", Run: runPrune}, {Name: "roots status", Run: runRootsStatus},
-		{Name: "migrate", Run: runMigrate}}, os.Args[1:], os.Stdout, os.Stderr)
+	commands := append([]cli.Command{{Name: "serve", Run: runServe}, {Name: "init", Run: runInit}}, storecmd.Commands()...)
+	code := cli.Run(ctx, "rotor-ca", usage, commands, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -75,59 +64,4 @@ func settingsErr(err error) error {
 		return fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return err
-}
-
-// commonFlags are shared by every subcommand that touches the data
-// directory or the store.
-type commonFlags struct {
-	DataDir  string
-	StoreURL string
-	Logging  cli.LogFlags
-	log      *slog.Logger // made by parse
-}
-
-func (c *commonFlags) register(f *cli.FlagSet, dirUsage string, withStore bool) {
-	f.StringVar(&c.DataDir, "data-dir", "./rotor-data", dirUsage)
-	if withStore {
-		f.StringVar(&c.StoreURL, "store", "", "audit store: postgres://… or sqlite://PATH (default sqlite://<data-dir>/rotor.db)")
-	}
-	c.Logging.Register(f)
-}
-
-// parse parses a subcommand's flags, makes the logger writing to stderr
-// and the data directory absolute, and fills in and checks the store URL.
-func (c *commonFlags) parse(f *cli.FlagSet, args []string, stderr io.Writer) error {
-	err := f.Parse(args)
-	if err == nil {
-		c.log, err = c.Logging.Logger(stderr)
-	}
-	if err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(c.DataDir)
-	if err != nil {
-		return fmt.Errorf("data dir %s: %w", c.DataDir, err)
-	}
-	c.DataDir = abs
-	if c.StoreURL == "" {
-		c.StoreURL = "sqlite://" + filepath.Join(abs, "rotor.db")
-	}
-	if _, err := store.ParseURL(c.StoreURL); err != nil {
-		return cli.Usagef("--store: %v", err)
-	}
-	return nil
-}
-
-// openStore opens the audit store, applying its migrations.
-func (c *commonFlags) openStore(ctx context.Context, opts store.Options) (*store.Store, error) {
-	opts.Logger = c.log
-	st, err := store.Open(ctx, c.StoreURL, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	return st, nil
-}
-
-func newFlagSet(name string, stderr io.Writer) *cli.FlagSet {
-	return cli.NewFlagSet("rotor-ca "+name, envPrefix, stderr)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/crl"
 	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/internal/storecmd"
 	"github.com/rotor-dev/rotor/issuer"
 	"github.com/rotor-dev/rotor/signer"
 	"github.com/rotor-dev/rotor/store"
@@ -29,7 +30,7 @@ import (
 
 // serveConfig is everything "rotor-ca serve" is told.
 type serveConfig struct {
-	commonFlags
+	storecmd.Flags
 	Listen, TLSCert, TLSKey, TLSNames string
 
 	Policy                 rotor.Policy
@@ -54,7 +55,7 @@ type serveConfig struct {
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
-	c.commonFlags.register(f, "directory for the development CA's keys, certificates and SQLite database", true)
+	c.Flags.Register(f, "directory for the development CA's keys, certificates and SQLite database", true)
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "HTTPS listen address; port 0 picks a free one (the event=ca.serving log line gives it)")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "serving certificate chain PEM (default: issue one from the CA's own issuer)")
 	f.StringVar(&c.TLSKey, "tls-key", "", "serving certificate key PEM (with --tls-cert)")
@@ -143,9 +144,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var cfg serveConfig
-	f := newFlagSet("serve", stderr)
+	f := storecmd.NewFlagSet("serve", stderr)
 	cfg.register(f)
-	if err := cfg.parse(f, args, stderr); err != nil {
+	if err := cfg.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -161,7 +162,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := cfg.openStore(ctx, store.Options{Migrate: true, Registerer: reg})
+	st, err := cfg.OpenStore(ctx, store.Options{Migrate: true, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -193,14 +194,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 // and serves it.
 func (c *serveConfig) developmentPKI(ctx context.Context) error {
 	dev := issuer.Development{Dir: c.DataDir, TrustDomain: c.Policy.TrustDomain, RootLifetime: c.RootLifetime,
-		IssuerLifetime: c.IssuerLife, Log: c.log}
+		IssuerLifetime: c.IssuerLife, Log: c.Log}
 	var err error
 	if c.Issuer, c.TrustBundle, err = dev.Ensure(ctx); err != nil {
 		return fmt.Errorf("development PKI in %s: %w", c.DataDir, err)
 	}
-	c.log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
+	c.Log.Warn("running on development defaults: file keys and a SQLite audit store; not for production",
 		"data_dir", c.DataDir, "store", c.StoreURL, "trust_bundle", c.TrustBundle)
-	return ensureCheckpointKey(c.DataDir, c.Policy.TrustDomain, c.log)
+	return checkpoint.EnsureKey(c.DataDir, c.Policy.TrustDomain, c.Log)
 }
 
 // background reads the deny list and starts refreshing it, and starts
@@ -216,22 +217,22 @@ func (c *serveConfig) background(ctx context.Context, st *store.Store) (*rotor.D
 		return nil, nil, nil, err
 	}
 	denyDone := make(chan struct{})
-	go func() { defer close(denyDone); deny.Run(ctx, st, c.DenyRefresh, c.log) }()
+	go func() { defer close(denyDone); deny.Run(ctx, st, c.DenyRefresh, c.Log) }()
 	return deny, cps, func() { <-denyDone; cpsDone() }, nil
 }
 
 // checkpoints starts signing audit checkpoints, if there is a key, until
 // ctx ends.
 func (c *serveConfig) checkpoints(ctx context.Context, st *store.Store) (*checkpoint.Checkpointer, func(), error) {
-	signer, err := loadCheckpointSigner(c.CheckpointKey, c.DataDir)
+	signer, err := checkpoint.DataDirSigner(c.CheckpointKey, c.DataDir)
 	if err != nil || signer == nil {
 		if err == nil {
-			c.log.Warn("no audit checkpoint key: the chain is kept but its head is not signed",
+			c.Log.Warn("no audit checkpoint key: the chain is kept but its head is not signed",
 				"want", filepath.Join(c.DataDir, checkpoint.KeyFile))
 		}
 		return nil, func() {}, err
 	}
-	cp := &checkpoint.Checkpointer{Store: st, Signer: signer, Log: c.log}
+	cp := &checkpoint.Checkpointer{Store: st, Signer: signer, Log: c.Log}
 	if c.CheckpointEvery == 0 {
 		return cp, func() {}, nil
 	}
@@ -244,8 +245,8 @@ func (c *serveConfig) checkpoints(ctx context.Context, st *store.Store) (*checkp
 // opened.
 func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.Loader, error) {
 	loader := &issuer.Loader{Base: c.Issuer, Given: f.Given, ConfigFile: c.IssuerConfig, BundleFile: c.TrustBundle,
-		PIN: os.Getenv(pinEnv), Monitor: signer.MonitorConfig{SignTimeout: c.SignTimeout, Logger: c.log},
-		Metrics: signer.NewMetrics(reg), Log: c.log}
+		PIN: os.Getenv(pinEnv), Monitor: signer.MonitorConfig{SignTimeout: c.SignTimeout, Logger: c.Log},
+		Metrics: signer.NewMetrics(reg), Log: c.Log}
 	s, err := loader.Settings()
 	if err != nil {
 		return nil, settingsErr(err)
@@ -259,7 +260,7 @@ func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.
 // handler wires the core CA and the HTTP API.
 func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rotor.Denylist, cps *checkpoint.Checkpointer,
 	reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
-	log := c.log
+	log := c.Log
 	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
 	if err != nil {
 		return nil, nil, cli.Usagef("%v", err)
@@ -294,7 +295,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 
 // serveHTTPS serves handler until ctx ends, then drains requests in flight.
 func (c *serveConfig) serveHTTPS(ctx context.Context, handler http.Handler, trust rotor.TrustSource) error {
-	log := c.log
+	log := c.Log
 	getCert := (&issuer.ServingCert{Names: c.tlsNames(), Trust: trust, Lifetime: 30 * 24 * time.Hour, Log: log}).GetCertificate
 	if c.TLSCert != "" {
 		var err error

@@ -1,16 +1,11 @@
-package main
+package storecmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/internal/cli"
@@ -29,14 +24,14 @@ func (errNotIntact) ExitCode() int   { return 1 }
 // intact.
 func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common             commonFlags
+		common             Flags
 		cpFile, verifierIn string
 	)
-	f := newFlagSet("audit verify", stderr)
-	common.register(f, "directory of the development CA's SQLite database and checkpoint key", true)
+	f := NewFlagSet("audit verify", stderr)
+	common.Register(f, "directory of the development CA's SQLite database and checkpoint key", true)
 	f.StringVar(&cpFile, "checkpoint", "", "a signed checkpoint kept elsewhere (as GET /v1/audit/checkpoint or audit checkpoint printed it): the chain must pass through it")
 	f.StringVar(&verifierIn, "verifier-key", "", "the checkpoint verifier key, or a file holding it (default: <data-dir>/"+checkpoint.VerifierFile+")")
-	if err := common.parse(f, args, stderr); err != nil {
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	var kept *store.Checkpoint
@@ -47,7 +42,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		kept = &cp.Checkpoint
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -89,59 +84,31 @@ func readCheckpoint(path, verifierIn, dataDir string) (*checkpoint.Signed, error
 // prints it, for an auditor to keep.
 func runAuditCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common  commonFlags
+		common  Flags
 		keyFile string
 	)
-	f := newFlagSet("audit checkpoint", stderr)
-	common.register(f, "directory of the development CA's SQLite database and checkpoint key", true)
+	f := NewFlagSet("audit checkpoint", stderr)
+	common.Register(f, "directory of the development CA's SQLite database and checkpoint key", true)
 	f.StringVar(&keyFile, "checkpoint-key", "", "the checkpoint signer key file (default: <data-dir>/"+checkpoint.KeyFile+")")
-	if err := common.parse(f, args, stderr); err != nil {
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
-	signer, err := loadCheckpointSigner(keyFile, common.DataDir)
+	signer, err := checkpoint.DataDirSigner(keyFile, common.DataDir)
 	if err != nil {
 		return err
 	}
 	if signer == nil {
 		return cli.Usagef("no checkpoint key: %s is missing (rotor-ca init makes one)", filepath.Join(common.DataDir, checkpoint.KeyFile))
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	signed, err := (&checkpoint.Checkpointer{Store: st, Signer: signer, Log: common.log}).Checkpoint(ctx)
+	signed, err := (&checkpoint.Checkpointer{Store: st, Signer: signer, Log: common.Log}).Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = stdout.Write(signed.Note)
 	return err
-}
-
-// loadCheckpointSigner reads keyFile, or the data directory's key if
-// keyFile is "" (nil, nil when there is none).
-func loadCheckpointSigner(keyFile, dataDir string) (note.Signer, error) {
-	path := keyFile
-	if path == "" {
-		path = filepath.Join(dataDir, checkpoint.KeyFile)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-	}
-	return checkpoint.LoadSigner(path)
-}
-
-// ensureCheckpointKey makes the data directory's checkpoint key pair if it
-// has none, named after the trust domain.
-func ensureCheckpointKey(dir, trustDomain string, log *slog.Logger) error {
-	if _, err := os.Stat(filepath.Join(dir, checkpoint.KeyFile)); err == nil {
-		return nil
-	}
-	vkey, err := checkpoint.NewKey(dir, "rotor-audit-"+trustDomain)
-	if err != nil {
-		return err
-	}
-	log.Warn("created the audit checkpoint key: give its verifier key to your auditors",
-		"key", filepath.Join(dir, checkpoint.KeyFile), "verifier_key", vkey)
-	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -19,19 +19,19 @@ const minPruneAge = 24 * time.Hour
 // end of the chain, in bounded batches; see store.Store.Prune.
 func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common commonFlags
+		common Flags
 		age    cli.Age
 		batch  int
 		dry    bool
 		reason string
 	)
-	f := newFlagSet("prune", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("prune", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.Var(&age, "older-than", "delete certificates expired, and refusals and admin actions made, longer ago than this: 90d, 2160h (required, at least 24h)")
 	f.IntVar(&batch, "batch", 1000, "chain places deleted per transaction: other writers wait for at most one batch")
 	f.BoolVar(&dry, "dry-run", false, "count what would be deleted, delete nothing")
 	f.StringVar(&reason, "reason", "retention", "why, for the audit")
-	if err := common.parse(f, args, stderr); err != nil {
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	if _, given := f.Given("older-than"); !given {
@@ -43,7 +43,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if batch < 1 || batch > 100000 {
 		return cli.Usagef("--batch %d: want 1 to 100000", batch)
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}

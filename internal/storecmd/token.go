@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -20,20 +20,20 @@ import (
 // --data-dir/--store) reads it, and prints the token alone, once.
 func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common    commonFlags
+		common    Flags
 		id        rotor.Identity
 		admin     bool
 		name      string
 		expiresIn time.Duration
 	)
-	f := newFlagSet("token create", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("token create", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&id.Namespace, "namespace", "", "the workload identity's namespace (required unless --admin)")
 	f.StringVar(&id.ServiceAccount, "service-account", "", "the workload identity's service account (required unless --admin)")
 	f.BoolVar(&admin, "admin", false, "an admin token: it may deny identities, revoke certificates and read the audit, and never gets a certificate")
 	f.StringVar(&name, "name", "", "who the token is for, as token list shows it (required with --admin)")
 	f.DurationVar(&expiresIn, "expires-in", 0, "the token stops working after this long, e.g. 720h (0: until revoked)")
-	if err := common.parse(f, args, stderr); err != nil {
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -41,7 +41,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	st, err := common.openStore(ctx, store.Options{Migrate: true})
+	st, err := common.OpenStore(ctx, store.Options{Migrate: true})
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := st.CreateToken(ctx, record, cliAction(now, "")); err != nil {
 		return fmt.Errorf("store token %s: %w", record.Subject(), err)
 	}
-	common.log.Info("created static token", "identity", id.String(), "admin", admin, "name", name,
+	common.Log.Info("created static token", "identity", id.String(), "admin", admin, "name", name,
 		"subject", record.Subject())
 	_, err = fmt.Fprintln(stdout, token)
 	return err
@@ -86,13 +86,13 @@ func newToken(id rotor.Identity, admin bool, name string, expiresIn time.Duratio
 
 // runTokenList prints every token's subject and state, never the token.
 func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var common commonFlags
-	f := newFlagSet("token list", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
-	if err := common.parse(f, args, stderr); err != nil {
+	var common Flags
+	f := NewFlagSet("token list", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -126,15 +126,15 @@ func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // from its next request.
 func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common commonFlags
+		common Flags
 		reason string
 	)
-	f := newFlagSet("token revoke", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("token revoke", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
 	subject, err := positional(f, args, "SUBJECT (token:… as token list prints it)")
 	if err == nil {
-		err = common.parse(f, args[1:], stderr)
+		err = common.Parse(f, args[1:], stderr)
 	}
 	if err != nil {
 		return err
@@ -145,7 +145,7 @@ func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, err := rotor.ParseTokenSubject(subject); err != nil {
 		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -206,15 +206,15 @@ func orDash(s string) string {
 
 // runMigrate applies the store's schema migrations and exits.
 func runMigrate(ctx context.Context, args []string, _, stderr io.Writer) error {
-	var common commonFlags
-	f := newFlagSet("migrate", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
-	if err := common.parse(f, args, stderr); err != nil {
+	var common Flags
+	f := NewFlagSet("migrate", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	if err := store.Migrate(ctx, common.StoreURL); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	common.log.Info("store schema is up to date")
+	common.Log.Info("store schema is up to date")
 	return nil
 }

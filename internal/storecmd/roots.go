@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -25,16 +25,16 @@ func (notReady) ExitCode() int { return 3 }
 // a root: the cut-over signal of a root rotation.
 func runRootsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common           commonFlags
+		common           Flags
 		rootFile, rootFP string
 		show             int
 	)
-	f := newFlagSet("roots status", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("roots status", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&rootFile, "root", "", "PEM file of the root to look for (the new root of a rotation)")
 	f.StringVar(&rootFP, "root-fingerprint", "", "SHA-256 fingerprint of the root to look for, hex (colons and case ignored), instead of --root")
 	f.IntVar(&show, "show", 20, "list at most this many identities that miss the root")
-	if err := common.parse(f, args, stderr); err != nil {
+	if err := common.Parse(f, args, stderr); err != nil {
 		return err
 	}
 	if (rootFile == "") == (rootFP == "") {
@@ -54,7 +54,7 @@ func runRootsStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		rootFP = fp
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}

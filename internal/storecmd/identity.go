@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -16,12 +16,12 @@ import (
 // replica refuses it within its --deny-list-refresh.
 func runIdentityDeny(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common commonFlags
+		common Flags
 		reason string
 		revoke bool
 	)
-	f := newFlagSet("identity deny", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("identity deny", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
 	f.BoolVar(&revoke, "revoke", false, "also revoke every live certificate of the identity, in the same action")
 	id, st, err := identityCommand(ctx, f, &common, args, stderr)
@@ -48,11 +48,11 @@ func runIdentityDeny(ctx context.Context, args []string, stdout, stderr io.Write
 // runIdentityAllow takes an identity off the deny list.
 func runIdentityAllow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common commonFlags
+		common Flags
 		reason string
 	)
-	f := newFlagSet("identity allow", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("identity allow", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
 	id, st, err := identityCommand(ctx, f, &common, args, stderr)
 	if err != nil {
@@ -68,11 +68,11 @@ func runIdentityAllow(ctx context.Context, args []string, stdout, stderr io.Writ
 
 // identityCommand parses NAMESPACE/SERVICE-ACCOUNT and the flags after it
 // (--reason required) and opens the store.
-func identityCommand(ctx context.Context, f *cli.FlagSet, common *commonFlags, args []string,
+func identityCommand(ctx context.Context, f *cli.FlagSet, common *Flags, args []string,
 	stderr io.Writer) (rotor.Identity, *store.Store, error) {
 	arg, err := positional(f, args, "the identity as NAMESPACE/SERVICE-ACCOUNT")
 	if err == nil {
-		err = common.parse(f, args[1:], stderr)
+		err = common.Parse(f, args[1:], stderr)
 	}
 	if err != nil {
 		return rotor.Identity{}, nil, err
@@ -84,23 +84,23 @@ func identityCommand(ctx context.Context, f *cli.FlagSet, common *commonFlags, a
 	if r := f.Lookup("reason"); r == nil || r.Value.String() == "" {
 		return rotor.Identity{}, nil, cli.Usagef("--reason is required: the audit says why")
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	return id, st, err
 }
 
 // runCertificateRevoke revokes one certificate by serial.
 func runCertificateRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		common           commonFlags
+		common           Flags
 		reasonName, note string
 	)
-	f := newFlagSet("certificate revoke", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
+	f := NewFlagSet("certificate revoke", stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&reasonName, "reason", "unspecified", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, privilegeWithdrawn, …")
 	f.StringVar(&note, "comment", "", "why, for the audit (default: the reason)")
 	serial, err := positional(f, args, "the SERIAL (hex, either case)")
 	if err == nil {
-		err = common.parse(f, args[1:], stderr)
+		err = common.Parse(f, args[1:], stderr)
 	}
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func runCertificateRevoke(ctx context.Context, args []string, stdout, stderr io.
 	if note == "" {
 		note = reason.String()
 	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := common.OpenStore(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
