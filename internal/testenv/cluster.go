@@ -63,40 +63,7 @@ func StartPostgres(t testing.TB) *Cluster {
 		Unavailable(t, "the PostgreSQL server binaries (initdb, pg_ctl)", "apt-get install -y postgresql, or set "+PostgresBinEnv+": "+err.Error())
 	}
 	c := &Cluster{bin: bin}
-	dir := t.TempDir()
-	owner := -1
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			Unavailable(t, "the postgres OS user (initdb refuses to run as root)", "apt-get install -y postgresql, which creates it")
-		}
-		owner, _ = strconv.Atoi(u.Uid)
-		c.osUser = []string{"runuser", "-u", "postgres", "--"}
-		// t.TempDir's parent is 0700; the server only needs to pass through.
-		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The socket lives in the cluster's directory unless that path is too
-	// long for sun_path (107 bytes), as a long GOTMPDIR would make it.
-	root := filepath.Join(dir, "pg")
-	sock := root
-	if len(sock+"/.s.PGSQL.5432") > 100 {
-		if sock, err = os.MkdirTemp("", "pg"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(sock) })
-	}
-	for _, d := range []string{root, sock} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if owner >= 0 {
-			if err := os.Chown(d, owner, -1); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	root, sock := c.dirs(t)
 	c.data, c.log = filepath.Join(root, "data"), filepath.Join(root, "server.log")
 	// --no-sync: flushing initdb's files protects against an OS crash,
 	// which no test makes; the server itself runs with fsync on.
@@ -129,6 +96,48 @@ func StartPostgres(t testing.TB) *Cluster {
 	})
 	c.Start(t)
 	return c
+}
+
+// dirs makes the cluster's directory and its socket's, owned by the
+// postgres OS user when the test runs as root (initdb refuses root).
+func (c *Cluster) dirs(t testing.TB) (root, sock string) {
+	t.Helper()
+	dir := t.TempDir()
+	owner := -1
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			Unavailable(t, "the postgres OS user (initdb refuses to run as root)", "apt-get install -y postgresql, which creates it")
+		}
+		owner, _ = strconv.Atoi(u.Uid)
+		c.osUser = []string{"runuser", "-u", "postgres", "--"}
+		// t.TempDir's parent is 0700; the server only needs to pass through.
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The socket lives in the cluster's directory unless that path is too
+	// long for sun_path (107 bytes), as a long GOTMPDIR would make it.
+	root = filepath.Join(dir, "pg")
+	sock = root
+	if len(sock+"/.s.PGSQL.5432") > 100 {
+		var err error
+		if sock, err = os.MkdirTemp("", "pg"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sock) })
+	}
+	for _, d := range []string{root, sock} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if owner >= 0 {
+			if err := os.Chown(d, owner, -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root, sock
 }
 
 // Start starts the server and waits until it accepts connections. After
