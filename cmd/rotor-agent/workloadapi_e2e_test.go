@@ -4,14 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/hex"
-	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,8 +75,11 @@ func TestWorkloadAPIRotations(t *testing.T) {
 		t.Cleanup(func() { src.Close() })
 		sources[id] = src
 	}
-	traffic := startSPIFFETraffic(t, sources[serverID], sources[clientID],
-		spiffeid.RequireFromURI(serverID.SPIFFEID(catest.TrustDomain)), spiffeid.RequireFromURI(clientID.SPIFFEID(catest.TrustDomain)))
+	serverSrc, clientSrc := sources[serverID], sources[clientID]
+	traffic := e2etest.StartMTLSTraffic(t,
+		tlsconfig.MTLSServerConfig(serverSrc, serverSrc, tlsconfig.AuthorizeID(spiffeid.RequireFromURI(clientID.SPIFFEID(catest.TrustDomain)))),
+		tlsconfig.MTLSClientConfig(clientSrc, clientSrc, tlsconfig.AuthorizeID(spiffeid.RequireFromURI(serverID.SPIFFEID(catest.TrustDomain)))),
+		"0: root A")
 
 	// Each source's leaf, and its bundle's roots.
 	leaf := func(id rotor.Identity) *x509.Certificate {
@@ -115,125 +112,23 @@ func TestWorkloadAPIRotations(t *testing.T) {
 	})
 
 	b := testpki.New(t, testpki.Options{Name: "B"})
-	traffic.phase("1: bundle A+B")
+	traffic.Phase("1: bundle A+B")
 	ca.SetTrust(t, ca.Issuer, ca.Root, b.Root)
 	until("bundle A+B on each side", func(id rotor.Identity) bool { return len(roots(id)) == 2 })
-	traffic.phase("2: issuer B")
+	traffic.Phase("2: issuer B")
 	ca.SetTrust(t, b.Issuer, ca.Root, b.Root)
 	until("a certificate from issuer B on each side", func(id rotor.Identity) bool {
 		return hex.EncodeToString(leaf(id).AuthorityKeyId) == b.Issuer.KeyID
 	})
-	traffic.phase("3: bundle B")
+	traffic.Phase("3: bundle B")
 	ca.SetTrust(t, b.Issuer, b.Root)
 	until("bundle B alone on each side", func(id rotor.Identity) bool {
 		r := roots(id)
 		return len(r) == 1 && r[0].Equal(b.Root)
 	})
-	traffic.phase("done")
-	traffic.stop(t)
-	if !traffic.saw(ca.Issuer.KeyID) || !traffic.saw(b.Issuer.KeyID) {
-		t.Errorf("handshakes saw issuers %v; want A's and B's on both sides", traffic.issuers)
+	traffic.Phase("done")
+	traffic.Stop(t)
+	if !traffic.Saw(ca.Issuer.KeyID) || !traffic.Saw(b.Issuer.KeyID) {
+		t.Errorf("handshakes saw issuers %v; want A's and B's on both sides", traffic.Issuers())
 	}
-}
-
-// spiffeTraffic is a go-spiffe mTLS client and server, handshaking anew
-// for every request.
-type spiffeTraffic struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu       sync.Mutex
-	err      error
-	current  string         // the step under way
-	requests map[string]int // by step
-	issuers  map[string]bool
-}
-
-func startSPIFFETraffic(t *testing.T, srvSrc, cliSrc *spiffewl.X509Source, serverID, clientID spiffeid.ID) *spiffeTraffic {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{TLSConfig: tlsconfig.MTLSServerConfig(srvSrc, srvSrc, tlsconfig.AuthorizeID(clientID)),
-		ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0), // a failed handshake shows as the client's error
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, hex.EncodeToString(r.TLS.PeerCertificates[0].AuthorityKeyId))
-		})}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: tlsconfig.MTLSClientConfig(cliSrc, cliSrc, tlsconfig.AuthorizeID(serverID)), DisableKeepAlives: true}}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &spiffeTraffic{cancel: cancel, done: make(chan struct{}), current: "0: root A", requests: map[string]int{},
-		issuers: map[string]bool{}}
-	go func() {
-		defer close(m.done)
-		for ctx.Err() == nil {
-			err := m.request(hc, "https://"+ln.Addr().String())
-			m.mu.Lock()
-			if err != nil && m.err == nil {
-				m.err = fmt.Errorf("step %s: %w", m.current, err)
-			}
-			m.requests[m.current]++
-			m.mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return m
-}
-
-// request makes one handshake and notes which issuers (by key ID) the two
-// sides' certificates came from.
-func (m *spiffeTraffic) request(hc *http.Client, url string) error {
-	resp, err := hc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d %q: %v", resp.StatusCode, body, err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.issuers["client:"+string(body)] = true
-	m.issuers["server:"+hex.EncodeToString(resp.TLS.PeerCertificates[0].AuthorityKeyId)] = true
-	return nil
-}
-
-// phase starts counting requests under a new step once the step before it
-// saw some.
-func (m *spiffeTraffic) phase(name string) {
-	for {
-		m.mu.Lock()
-		if m.requests[m.current] >= 5 {
-			m.current = name
-			m.mu.Unlock()
-			return
-		}
-		m.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// stop ends the traffic and fails t if any request failed.
-func (m *spiffeTraffic) stop(t *testing.T) {
-	t.Helper()
-	m.cancel()
-	<-m.done
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		t.Fatalf("an mTLS request failed: %v (requests by step: %v)", m.err, m.requests)
-	}
-	t.Logf("mTLS requests by step, all successful: %v", m.requests)
-}
-
-// saw reports whether both sides presented a certificate from the issuer
-// with key ID id.
-func (m *spiffeTraffic) saw(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.issuers["client:"+id] && m.issuers["server:"+id]
 }
