@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -48,16 +47,5 @@ func (s *server) getSPIFFEBundle(w http.ResponseWriter, r *http.Request) {
 		s.problem.write(w, r, err)
 		return
 	}
-	etag := `"` + b.Fingerprint + `"`
-	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", bundleMaxAge)
-	if etagMatches(r.Header.Values("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	writeBundle(w, r, b, "application/json", body)
 }

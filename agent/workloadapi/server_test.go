@@ -165,32 +165,19 @@ func TestCallsRefused(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	api := workload.NewSpiffeWorkloadAPIClient(conn)
-	recv := func(s interface{ Recv() (any, error) }) error { _, err := s.Recv(); return err }
 	calls := map[string]func(ctx context.Context) error{
 		"FetchX509SVID": func(ctx context.Context) error {
-			s, err := api.FetchX509SVID(ctx, &workload.X509SVIDRequest{})
-			if err != nil {
-				return err
-			}
-			return recv(anyStream[*workload.X509SVIDResponse]{s})
+			return firstMessage[workload.X509SVIDResponse](api.FetchX509SVID(ctx, &workload.X509SVIDRequest{}))
 		},
 		"FetchX509Bundles": func(ctx context.Context) error {
-			s, err := api.FetchX509Bundles(ctx, &workload.X509BundlesRequest{})
-			if err != nil {
-				return err
-			}
-			return recv(anyStream[*workload.X509BundlesResponse]{s})
+			return firstMessage[workload.X509BundlesResponse](api.FetchX509Bundles(ctx, &workload.X509BundlesRequest{}))
 		},
 		"FetchJWTSVID": func(ctx context.Context) error {
 			_, err := api.FetchJWTSVID(ctx, &workload.JWTSVIDRequest{Audience: []string{"a"}})
 			return err
 		},
 		"FetchJWTBundles": func(ctx context.Context) error {
-			s, err := api.FetchJWTBundles(ctx, &workload.JWTBundlesRequest{})
-			if err != nil {
-				return err
-			}
-			return recv(anyStream[*workload.JWTBundlesResponse]{s})
+			return firstMessage[workload.JWTBundlesResponse](api.FetchJWTBundles(ctx, &workload.JWTBundlesRequest{}))
 		},
 		"ValidateJWTSVID": func(ctx context.Context) error {
 			_, err := api.ValidateJWTSVID(ctx, &workload.ValidateJWTSVIDRequest{Audience: "a", Svid: "x.y.z"})
@@ -228,10 +215,13 @@ func TestCallsRefused(t *testing.T) {
 	}
 }
 
-// anyStream lets one helper read the first message of any server stream.
-type anyStream[T any] struct {
-	s interface{ Recv() (T, error) }
+// firstMessage reads the first message of a server stream just opened, or
+// returns the error that opening it or reading it gave: a stream's status
+// arrives with its first read.
+func firstMessage[T any](s grpc.ServerStreamingClient[T], err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = s.Recv()
+	return err
 }
-
-func (a anyStream[T]) Recv() (any, error) { return a.s.Recv() }
-
