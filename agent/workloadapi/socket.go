@@ -133,4 +133,3 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	return fmt.Errorf("workload API: %w", err)
 }
-
