@@ -84,6 +84,32 @@ func NewBundle(roots []*x509.Certificate) (*Bundle, error) {
 		Fingerprint: hex.EncodeToString(h.Sum(nil)), pool: pool}, nil
 }
 
+// Sequence is the bundle's spiffe_sequence in the SPIFFE bundle format
+// (GET /v1/spiffe-bundle): the newest root's NotBefore in Unix seconds,
+// times 1000, plus 1000 less the number of roots (at most 999 count).
+//
+// It is a function of the roots alone, so every replica serving the same
+// bundle file, and every restart, gives the same bundle the same number
+// without a counter to share or keep. And it grows at every step of a root
+// rotation: adding a new root raises the newest NotBefore; retiring an old
+// one leaves that and lowers the count. The roots are the rotation state
+// that persists; a counter kept per process would differ between replicas
+// and start over at every restart, and one kept in the store would make
+// the public bundle depend on the store being up. What it cannot do is
+// grow when a rotation is rolled back (A+B back to A): a function of the
+// bundle gives A its old number again, and federated peers fetching it
+// see the sequence go down, which is the truth of what happened. Neither
+// does it grow when the root added is not newer than all of the bundle's
+// by a second at least (X.509 times count seconds), which a new root made
+// for a rotation is.
+func (b *Bundle) Sequence() uint64 {
+	var newest int64
+	for _, r := range b.Roots {
+		newest = max(newest, r.NotBefore.Unix())
+	}
+	return uint64(newest)*1000 + uint64(1000-min(len(b.Roots), 999))
+}
+
 // Pool returns the roots as a pool for verification. Callers must not
 // modify it.
 func (b *Bundle) Pool() *x509.CertPool { return b.pool }

@@ -72,11 +72,12 @@ type Agent struct {
 
 // current is the certificate on disk, with what the schedule needs.
 type current struct {
-	cert     *tls.Certificate // Leaf set
-	key      crypto.Signer
-	identity rotor.Identity
-	issuedAt time.Time
-	renewAt  time.Time // zero: due now
+	cert        *tls.Certificate // Leaf set
+	key         crypto.Signer
+	identity    rotor.Identity
+	trustDomain string
+	issuedAt    time.Time
+	renewAt     time.Time // zero: due now
 	// advised: the CA's renewal window brought renewAt forward, so the
 	// renewal goes by token (see credentials).
 	advised bool

@@ -67,6 +67,9 @@ type Config struct {
 	// under rotor.MinRenewalRetryAfter unless the interval is shorter
 	// itself. Zero never asks; neither does Once.
 	RenewalInfoInterval time.Duration
+	// Subscriber, if set, hears of every certificate put in place (the
+	// Workload API socket serves what it hears).
+	Subscriber Subscriber
 
 	Logger *slog.Logger
 	// Now and Rand (uniform in [0,1)) are injected for tests; nil means

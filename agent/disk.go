@@ -58,7 +58,7 @@ func (a *Agent) loadDisk() {
 		a.log.Info("The certificate on disk is expired or not from this CA; issuing anew", "serial", serialOf(leaf), "error", err)
 		return
 	}
-	_, id, err := client.LeafIdentity(leaf)
+	td, id, err := client.LeafIdentity(leaf)
 	if err != nil {
 		a.log.Info("The certificate on disk carries no Rotor identity; issuing anew", "error", err)
 		return
@@ -68,7 +68,7 @@ func (a *Agent) loadDisk() {
 	if !ok {
 		issuedAt = leaf.NotBefore
 	}
-	a.cur = &current{cert: &pair, key: key, identity: id, issuedAt: issuedAt}
+	a.cur = &current{cert: &pair, key: key, identity: id, trustDomain: td, issuedAt: issuedAt}
 	if kt, _ := rotor.KeyTypeOf(key.Public()); kt != a.cfg.KeyType {
 		a.log.Info("The key on disk is not of the configured type; renewing now", "on_disk", kt, "want", a.cfg.KeyType)
 	} else {
@@ -76,6 +76,7 @@ func (a *Agent) loadDisk() {
 	}
 	a.metrics.expiry.Set(float64(leaf.NotAfter.Unix()))
 	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+	a.publish()
 }
 
 // anchors reports whether a bundle found on disk belongs to the CA the

@@ -18,12 +18,13 @@ import (
 // issuedPair is a certificate the CA issued, verified, with its key and
 // the bundle it was verified against: everything one WriteFiles needs.
 type issuedPair struct {
-	issued   *client.Issued
-	key      crypto.Signer
-	identity rotor.Identity
-	files    client.Files
-	issuedAt time.Time
-	renewAt  time.Time
+	issued      *client.Issued
+	key         crypto.Signer
+	identity    rotor.Identity
+	trustDomain string
+	files       client.Files
+	issuedAt    time.Time
+	renewAt     time.Time
 }
 
 // renew makes one attempt to put a new certificate on disk and returns
@@ -144,7 +145,7 @@ func (a *Agent) prepare(issued *client.Issued, key crypto.Signer) (*issuedPair, 
 		CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return nil, withCause("verify", fmt.Errorf("issued certificate %s does not chain to the trust bundle: %w", issued.Serial, err))
 	}
-	_, id, err := client.LeafIdentity(issued.Leaf)
+	td, id, err := client.LeafIdentity(issued.Leaf)
 	if err != nil {
 		return nil, withCause("verify", err)
 	}
@@ -152,7 +153,7 @@ func (a *Agent) prepare(issued *client.Issued, key crypto.Signer) (*issuedPair, 
 	if err != nil {
 		return nil, withCause("key", err)
 	}
-	return &issuedPair{issued: issued, key: key, identity: id, issuedAt: now,
+	return &issuedPair{issued: issued, key: key, identity: id, trustDomain: td, issuedAt: now,
 		files:   client.Files{Cert: issued.PEM, Key: keyPEM, Bundle: a.bundle.PEM},
 		renewAt: NextRenewal(issued.Leaf, now, issued.RenewAfter, a.cfg.RenewBefore, a.rand())}, nil
 }
@@ -170,7 +171,7 @@ func (a *Agent) write(p *issuedPair) error {
 	prevExpiry, now := a.diskExpiry(), a.now()
 	a.held, a.foundExpiry = nil, time.Time{}
 	a.cur = &current{cert: keyPair(p.issued.Leaf, p.issued.Chain, p.key), key: p.key, identity: p.identity,
-		issuedAt: p.issuedAt, renewAt: p.renewAt}
+		trustDomain: p.trustDomain, issuedAt: p.issuedAt, renewAt: p.renewAt}
 	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval) // a certificate just issued has nothing to ask yet
 	a.metrics.renewals.Inc()
 	a.metrics.expiry.Set(float64(p.issued.NotAfter.Unix()))
@@ -183,6 +184,7 @@ func (a *Agent) write(p *issuedPair) error {
 		a.log.Info("A valid certificate is back on disk", rotor.LogEvent, EventRecovered, "serial", p.issued.Serial,
 			"not_after", p.issued.NotAfter, "expired_for", now.Sub(prevExpiry).Round(time.Millisecond))
 	}
+	a.publish()
 	return nil
 }
 

@@ -16,6 +16,12 @@ const bundleMaxAge = "max-age=60"
 // ETag, so agents poll cheaply and learn of a rotation by the ETag changing.
 func (s *server) getBundle(w http.ResponseWriter, r *http.Request) {
 	b := s.cfg.Trust.Trust().Bundle
+	writeBundle(w, r, b, rotor.MediaPEMChain, b.PEM)
+}
+
+// writeBundle answers body, one form of bundle b, as contentType, with b's
+// fingerprint as strong ETag; or 304 when the client holds that copy.
+func writeBundle(w http.ResponseWriter, r *http.Request, b *rotor.Bundle, contentType string, body []byte) {
 	etag := `"` + b.Fingerprint + `"`
 	h := w.Header()
 	h.Set("ETag", etag)
@@ -24,9 +30,9 @@ func (s *server) getBundle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Type", rotor.MediaPEMChain)
+	h.Set("Content-Type", contentType)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b.PEM)
+	_, _ = w.Write(body)
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2):

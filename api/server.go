@@ -124,6 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 	r.Post("/v1/audit/checkpoint", s.signCheckpoint)
 	r.Get("/v1/renewal-info/{serial}", s.getRenewalInfo)
 	r.Get("/v1/bundle", s.getBundle)
+	r.Get("/v1/spiffe-bundle", s.getSPIFFEBundle)
 	r.Get("/v1/crl", s.getCRL)
 	r.Get("/v1/crl/{issuer_key_id}", s.getIssuerCRL)
 	r.Get("/healthz", s.health)

@@ -1,7 +1,8 @@
 // Command rotor-agent runs beside a workload and keeps its certificate
 // fresh: it gets one from a Rotor CA at start, writes cert.pem, key.pem and
 // bundle.pem atomically into --out-dir, renews before expiry and tells the
-// workload with --exec or --signal. See README.md.
+// workload with --exec or --signal, and with --workload-api-socket serves the
+// SPIFFE Workload API on a unix socket. See README.md and docs/workload-api.md.
 package main
 
 import (
@@ -16,12 +17,14 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
+	"github.com/rotor-dev/rotor/agent/workloadapi"
 	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/cli"
 )
@@ -32,7 +35,8 @@ const usageHead = `Usage: rotor-agent --ca-url URL (--ca-bundle FILE | --ca-fing
 Keeps a workload certificate fresh: issues one at start (or reuses a good one
 on disk), writes DIR/cert.pem (leaf then chain), DIR/key.pem (0600) and
 DIR/bundle.pem atomically, renews before expiry, and runs --exec or sends
---signal after each new certificate. Every flag has an environment twin:
+--signal after each new certificate. With --workload-api-socket PATH it also
+serves the SPIFFE Workload API (X.509) on that unix socket. Every flag has an environment twin:
 --ca-url is also ROTOR_CA_URL (prefer ROTOR_TOKEN to --token, which ps shows).
 
 Flags:
@@ -48,6 +52,8 @@ const envPrefix = "ROTOR_"
 // options are the flags that are not agent.Config fields as they are.
 type options struct {
 	keyType, signal, listen string
+	socket                  workloadapi.Socket
+	socketMode              string
 	logging                 cli.LogFlags
 }
 
@@ -72,6 +78,9 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
 	fs.DurationVar(&c.RenewalInfoInterval, "renewal-info-interval", agent.DefaultRenewalInfoInterval, "how often to ask the CA's renewal info about the certificate (sooner if its Retry-After says so, not under 30s unless this is shorter); when its window opens early (revoked, issuer rotated) the agent renews within it, by token; 0: never ask")
 	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
+	fs.StringVar(&o.socket.Path, "workload-api-socket", "", "serve the SPIFFE Workload API (X.509 SVIDs and bundles) on this unix socket, beside the files in --out-dir, e.g. /run/spire/sockets/agent.sock (default: off)")
+	fs.StringVar(&o.socketMode, "workload-api-socket-mode", fmt.Sprintf("%04o", workloadapi.DefaultMode), "permission bits of --workload-api-socket, octal: whoever may connect gets the private key")
+	fs.StringVar(&o.socket.Group, "workload-api-socket-group", "", "group (name or ID) that owns --workload-api-socket, e.g. the workload's, with --workload-api-socket-mode 0660 (default: the agent's)")
 	o.logging.Register(fs)
 }
 
@@ -99,7 +108,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	// A reload command has no business with the CA credential.
 	cfg.ExecEnv = environWithout(os.Environ(), fs.EnvName("token"))
-	var a *agent.Agent
+	var (
+		a  *agent.Agent
+		wl *workloadapi.Server
+	)
+	if err == nil && opt.socket.Path != "" {
+		wl = workloadapi.New(log)
+		cfg.Subscriber = wl
+	}
 	if err == nil {
 		cfg.Logger = log
 		a, err = agent.New(cfg)
@@ -110,6 +126,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if wl != nil {
+		stopSocket, err := serveWorkloadAPI(ctx, opt.socket, wl, log)
+		if err != nil {
+			log.Error("Cannot serve the Workload API", "socket", opt.socket.Path, "error", err)
+			return 1
+		}
+		defer stopSocket()
+	}
 	if opt.listen != "" && !cfg.Once {
 		shutdown, err := serve(opt.listen, a.Handler(), log)
 		if err != nil {
@@ -128,7 +152,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-func (o options) apply(c *agent.Config) error {
+func (o *options) apply(c *agent.Config) error {
 	kt, err := rotor.ParseKeyType(o.keyType)
 	if err != nil {
 		return fmt.Errorf("--key-type: %w", err)
@@ -138,6 +162,14 @@ func (o options) apply(c *agent.Config) error {
 		if c.Signal, err = agent.ParseSignal(o.signal); err != nil {
 			return fmt.Errorf("--signal: %w", err)
 		}
+	}
+	mode, err := strconv.ParseUint(o.socketMode, 8, 32)
+	if err != nil || mode&^0o777 != 0 {
+		return fmt.Errorf("--workload-api-socket-mode %q: want permission bits in octal, such as 0660", o.socketMode)
+	}
+	o.socket.Mode = os.FileMode(mode)
+	if o.socket.Path != "" && c.Once {
+		return fmt.Errorf("--workload-api-socket serves while the agent runs; --once exits at once")
 	}
 	return nil
 }
@@ -152,6 +184,27 @@ func environWithout(environ []string, names ...string) []string {
 		}
 	}
 	return out
+}
+
+// serveWorkloadAPI binds the socket and serves the Workload API on it
+// until ctx ends or the returned stop is called, which waits for the
+// socket to be removed.
+func serveWorkloadAPI(ctx context.Context, sock workloadapi.Socket, srv *workloadapi.Server, log *slog.Logger) (func(), error) {
+	ln, err := sock.Listen()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx, ln); err != nil {
+			log.Error("Workload API server stopped", "error", err)
+		}
+	}()
+	log.Info("Serving the SPIFFE Workload API", rotor.LogEvent, workloadapi.EventServing, "socket", sock.Path,
+		"mode", fmt.Sprintf("%04o", sock.Mode), "group", sock.Group)
+	return func() { cancel(); <-done }, nil
 }
 
 // serve starts the health and metrics server and returns its shutdown.

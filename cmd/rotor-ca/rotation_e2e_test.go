@@ -1,18 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,10 +65,10 @@ func TestRootRotation(t *testing.T) {
 	initCA(t, nil, caB)
 	rootB := readCerts(t, filepath.Join(caB, issuer.RootCertFile))[0]
 	ca.Roots.AddCert(rootB) // the test's own client trusts the bundle, as agents do
-	traffic.phase("1: root A only")
+	traffic.Phase("1: root A only")
 	e2etest.ReplaceFile(t, bundle, append(readFileBytes(t, filepath.Join(caA, issuer.RootCertFile)), readFileBytes(t, filepath.Join(caB, issuer.RootCertFile))...))
 	ca.hup(t)
-	traffic.phase("2: bundle A+B")
+	traffic.Phase("2: bundle A+B")
 
 	// Step 2: wait until every live certificate went to a holder of B.
 	rootsStatus := func() (string, int) {
@@ -104,7 +98,7 @@ func TestRootRotation(t *testing.T) {
 	// chains to B. Wait until the agents hold one and A's have expired.
 	e2etest.ReplaceFile(t, conf, readFileBytes(t, filepath.Join(caB, issuer.ConfigFile)))
 	ca.hup(t)
-	traffic.phase("3: issuer B")
+	traffic.Phase("3: issuer B")
 	for _, dir := range dirs {
 		e2etest.WaitFor(t, "a certificate chained to B in "+dir, 30*time.Second, func() bool {
 			certs, _ := agentFiles(t, dir)
@@ -120,34 +114,23 @@ func TestRootRotation(t *testing.T) {
 	// Step 4: retire A; the agents pick up a bundle of B alone.
 	copyFile(t, filepath.Join(caB, issuer.RootCertFile), bundle)
 	ca.hup(t)
-	traffic.phase("4: bundle B only")
+	traffic.Phase("4: bundle B only")
 	for _, dir := range dirs {
 		e2etest.WaitFor(t, "a bundle without A in "+dir, 30*time.Second, func() bool {
 			_, roots := agentFiles(t, dir)
 			return len(roots) == 1 && roots[0].Equal(rootB)
 		})
 	}
-	traffic.phase("done")
-	traffic.stop(t)
-	if !traffic.saw(keyID(t, caA)) || !traffic.saw(keyID(t, caB)) {
-		t.Errorf("handshakes saw issuers %v; want A's and B's on both sides", traffic.issuers)
+	traffic.Phase("done")
+	traffic.Stop(t)
+	if !traffic.Saw(keyID(t, caA)) || !traffic.Saw(keyID(t, caB)) {
+		t.Errorf("handshakes saw issuers %v; want A's and B's on both sides", traffic.Issuers())
 	}
 }
 
-// mtlsTraffic is a Go mTLS client and server on the agents' files,
-// handshaking anew for every request.
-type mtlsTraffic struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu       sync.Mutex
-	err      error
-	current  string         // the rotation step under way
-	requests map[string]int // by step
-	issuers  map[string]bool
-}
-
-func startMTLSTraffic(t *testing.T, serverDir, clientDir string, server, clientID rotor.Identity) *mtlsTraffic {
+// startMTLSTraffic is a Go mTLS client and server on the agents' files,
+// built on client.TLSSource, handshaking anew for every request.
+func startMTLSTraffic(t *testing.T, serverDir, clientDir string, server, clientID rotor.Identity) *e2etest.MTLSTraffic {
 	t.Helper()
 	srvSrc, err := client.NewTLSSource(serverDir, nil)
 	if err != nil {
@@ -157,91 +140,7 @@ func startMTLSTraffic(t *testing.T, serverDir, clientDir string, server, clientI
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{TLSConfig: srvSrc.ServerConfig(clientID), ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog: log.New(io.Discard, "", 0), // a failed handshake shows as the client's error
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, hex.EncodeToString(r.TLS.PeerCertificates[0].AuthorityKeyId))
-		})}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
-	hc := &http.Client{Timeout: 5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: cliSrc.ClientConfig(server), DisableKeepAlives: true}}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &mtlsTraffic{cancel: cancel, done: make(chan struct{}), requests: map[string]int{}, issuers: map[string]bool{}}
-	go func() {
-		defer close(m.done)
-		for ctx.Err() == nil {
-			err := m.request(hc, "https://"+ln.Addr().String())
-			m.mu.Lock()
-			if err != nil && m.err == nil {
-				m.err = fmt.Errorf("step %s: %w", m.current, err)
-			}
-			m.requests[m.current]++
-			m.mu.Unlock()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	return m
-}
-
-// request makes one handshake and notes which issuers (by key ID) the two
-// sides' certificates came from.
-func (m *mtlsTraffic) request(hc *http.Client, url string) error {
-	resp, err := hc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d %q: %v", resp.StatusCode, body, err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.issuers["client:"+string(body)] = true
-	m.issuers["server:"+hex.EncodeToString(resp.TLS.PeerCertificates[0].AuthorityKeyId)] = true
-	return nil
-}
-
-// phase starts counting requests under a new step, after making sure the
-// previous step saw some.
-func (m *mtlsTraffic) phase(name string) {
-	for {
-		m.mu.Lock()
-		n, cur := m.requests[m.current], m.current
-		if n >= 5 || cur == "" {
-			m.current = name
-			m.mu.Unlock()
-			return
-		}
-		m.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop ends the traffic and fails t if any request failed.
-func (m *mtlsTraffic) stop(t *testing.T) {
-	t.Helper()
-	m.cancel()
-	<-m.done
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		t.Fatalf("an mTLS request failed during the rotation: %v (requests by step: %v)", m.err, m.requests)
-	}
-	t.Logf("mTLS requests by step, all successful: %v", m.requests)
-}
-
-// saw reports whether both sides presented a certificate from the issuer
-// with key ID id.
-func (m *mtlsTraffic) saw(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.issuers["client:"+id] && m.issuers["server:"+id]
+	return e2etest.StartMTLSTraffic(t, srvSrc.ServerConfig(clientID), cliSrc.ClientConfig(server), "")
 }
 
 // agentFiles reads an agent's directory through ..data: the leaf with its

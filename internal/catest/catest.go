@@ -60,8 +60,11 @@ type CA struct {
 	Root   *x509.Certificate
 	Roots  *x509.CertPool
 	Bundle *rotor.Bundle
+	// Issuer is the one the CA starts with; SetTrust swaps in others.
+	Issuer *rotor.Issuer
 	Server *httptest.Server
 
+	trust *rotor.TrustHolder
 	store *store.Store
 	audit *recorder
 	mode  atomic.Int32
@@ -105,7 +108,8 @@ func New(t testing.TB, opt Options) *CA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &CA{Root: pki.Root, Roots: pki.Bundle.Pool(), Bundle: pki.Bundle, store: st, audit: audit}
+	c := &CA{Root: pki.Root, Roots: pki.Bundle.Pool(), Bundle: pki.Bundle, Issuer: pki.Issuer, trust: holder,
+		store: st, audit: audit}
 	serving := pki.ServingCert(t)
 	ts := httptest.NewUnstartedServer(c.gate(h))
 	ts.TLS = api.ServerTLSConfig(nil)
@@ -155,6 +159,23 @@ func (c *CA) Revoke(t testing.TB, serial string) {
 	if err := c.store.RevokeCertificate(context.Background(), r, a); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SetTrust makes the CA sign with iss and serve roots as its bundle from
+// the next request on, as rotor-ca serve does when it reloads: the steps
+// of a root rotation (docs/root-rotation.md). The TLS serving certificate
+// stays the first issuer's.
+func (c *CA) SetTrust(t testing.TB, iss *rotor.Issuer, roots ...*x509.Certificate) {
+	t.Helper()
+	b, err := rotor.NewBundle(roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := rotor.NewTrust(iss, b, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.trust.Set(tr)
 }
 
 // SetMode makes the CA answer as m from the next request on.
