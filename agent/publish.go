@@ -21,8 +21,8 @@ type Update struct {
 
 // Subscriber hears of every certificate the agent puts in place: the one
 // it adopts from disk at start, if any, and each new one after, with the
-// bundle written beside it. A new bundle reaches the agent with a renewal
-// (it asks the CA's bundle first), so it is published with the certificate
+// bundle written beside it. A new bundle found by a poll makes the agent
+// renew at once (bundleChanged), so it is published with the certificate
 // that follows it, as it is written with it.
 //
 // Publish is called on the agent's goroutine, one Update at a time in the

@@ -20,6 +20,14 @@ const EventRenewalSuggested = "certificate.renewal_suggested"
 // in rotor_agent_renewal_info_failures_total), error, retry_in.
 const EventRenewalInfoFailed = "renewal_info.request_failed"
 
+// EventBundleChanged: a poll found the CA serving a trust bundle other
+// than the one on disk (a step of a root rotation), so the agent renews
+// now: the new bundle is written, and streamed to Workload API clients,
+// with a certificate that chains to it. The fleet's polls are spread over
+// the interval, and so are these renewals. Attributes: serial, old, new
+// (fingerprints), roots.
+const EventBundleChanged = "bundle.changed"
+
 // polling reports whether the agent asks the CA's renewal info at all.
 func (a *Agent) polling() bool { return a.cfg.RenewalInfoInterval > 0 && !a.cfg.Once }
 
@@ -48,6 +56,9 @@ func (a *Agent) checkRenewalInfo(ctx context.Context) {
 		return // a due certificate is renewed, not asked about
 	}
 	serial := serialOf(a.cur.cert.Leaf)
+	if a.bundleChanged(ctx, serial) {
+		return
+	}
 	info, err := a.ca.RenewalInfo(ctx, serial)
 	if ctx.Err() != nil {
 		return
@@ -90,4 +101,24 @@ func pollWait(retryAfter, interval time.Duration) time.Duration {
 		return interval
 	}
 	return min(interval, max(retryAfter, rotor.MinRenewalRetryAfter))
+}
+
+// bundleChanged asks the CA's bundle (a conditional request: 304 while it
+// is the one on disk) and, when it changed, makes the certificate due now.
+// A failure is left to the renewal-info poll that follows to report.
+func (a *Agent) bundleChanged(ctx context.Context, serial string) bool {
+	if a.bundle == nil {
+		return false
+	}
+	b, err := a.ca.Bundle(ctx, a.bundle)
+	if err != nil || b == a.bundle || b.Fingerprint == a.bundle.Fingerprint {
+		return false
+	}
+	now := a.now()
+	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval)
+	a.cur.renewAt = now // by mTLS if the CA still takes the certificate, else by token
+	a.metrics.renewAt.Set(float64(now.Unix()))
+	a.log.Info("The CA's trust bundle changed: renewing now to put it in place", rotor.LogEvent, EventBundleChanged,
+		"serial", serial, "old", a.bundle.Fingerprint, "new", b.Fingerprint, "roots", len(b.Roots))
+	return true
 }

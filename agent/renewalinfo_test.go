@@ -7,7 +7,9 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/agent"
+	"github.com/rotor-dev/rotor/client"
 	"github.com/rotor-dev/rotor/internal/catest"
+	"github.com/rotor-dev/rotor/internal/testpki"
 )
 
 // pollEvery is the renewal-info interval of these tests: a short interval
@@ -108,5 +110,38 @@ func TestRevokedFallsBackToToken(t *testing.T) {
 	if iss[1].Authenticator != "token" || failures(t, a, string(rotor.EUnauthenticated)) != 0 {
 		t.Errorf("renewal by %q with %v failed attempts; want by token in the attempt the certificate was refused",
 			iss[1].Authenticator, failures(t, a, string(rotor.EUnauthenticated)))
+	}
+}
+
+// TestBundleChangeRenews: when the CA starts serving a bundle with a
+// second root (a root rotation's first step), the next poll finds it and
+// the agent renews at once, hours before its own schedule, so bundle.pem
+// and Workload API clients get both roots; an unchanged bundle renews
+// nothing.
+func TestBundleChangeRenews(t *testing.T) {
+	t.Parallel()
+	var hooks, out string
+	ca, a, logs := pollingAgent(t, func(cfg *agent.Config) { hooks, out = hookLog(t, cfg), cfg.OutDir })
+	polls := func() float64 { return metric(t, a, "rotor_agent_renewal_info_polls_total") }
+	eventually(t, "the first certificate and three polls", func() bool { return len(lines(t, hooks)) == 1 && polls() >= 3 })
+	if n := len(ca.Issuances()); n != 1 {
+		t.Fatalf("%d issuances while the bundle stayed the same, want 1", n)
+	}
+	next := testpki.New(t, testpki.Options{Name: "Next"})
+	ca.SetTrust(t, ca.Issuer, ca.Root, next.Root)
+	eventually(t, "a renewal after the bundle changed", func() bool { return len(lines(t, hooks)) >= 2 })
+	files, _, err := client.ReadFiles(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := rotor.ParseCertificates(files.Bundle)
+	if err != nil || len(roots) != 2 {
+		t.Fatalf("bundle.pem holds %d roots (%v), want both", len(roots), err)
+	}
+	if ev := logs.events(agent.EventBundleChanged); len(ev) != 1 {
+		t.Errorf("bundle change logged %d times, want once: %+v", len(ev), ev)
+	}
+	if got := ca.Issuances()[1].Authenticator; got != "mtls" {
+		t.Errorf("renewed by %q, want mtls: the certificate was still good", got)
 	}
 }
