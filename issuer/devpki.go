@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/fsutil"
+	"github.com/rotor-dev/rotor/signer"
 )
 
 // Development is the embedded default that makes "rotor-ca serve" work
@@ -92,4 +93,23 @@ func (d Development) dropStaleConfig() error {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// FromInit finds the CA `rotor-ca init` (or an earlier development start)
+// made in dir: its issuer.conf and bundle.pem, and the signer backend
+// issuer.conf names. ok is false when dir has no issuer.conf, or one whose
+// file-key issuer certificate is gone: Development makes what is missing
+// there (a new issuer under the existing root).
+func FromInit(dir string) (conf, bundle, backend string, ok bool, err error) {
+	conf = filepath.Join(dir, ConfigFile)
+	s, err := Defaults().WithFile(conf, nil)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", "", "", false, nil
+	case err != nil:
+		return "", "", "", false, err
+	case s.Signer == signer.BackendFile && !exists(s.IssuerCert):
+		return "", "", "", false, nil
+	}
+	return conf, filepath.Join(dir, BundleFile), s.Signer, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,16 +21,24 @@ func (c *Created) WriteSummary(w io.Writer, trustDomain, existingRoot, pinEnv st
 	if existingRoot != "" {
 		rootNote = "existing, from " + existingRoot
 	}
+	dir := filepath.Dir(c.ConfFile)
 	tail := []string{"--trust-bundle", c.BundleFile, "--trust-domain", trustDomain}
 	lines := []string{
 		fmt.Sprintf("# root (%s): sha256=%s subject=%q not_after=%s", rootNote, rotor.Fingerprint(c.Root.Raw),
 			c.Root.Subject.String(), c.Root.NotAfter.UTC().Format(time.RFC3339)),
 		fmt.Sprintf("# issuer (key in %s): key_id=%s subject=%q not_after=%s", c.Settings.Signer,
 			hex.EncodeToString(c.Issuer.SubjectKeyId), c.Issuer.Subject.String(), c.Issuer.NotAfter.UTC().Format(time.RFC3339)),
-		"# Serve it with (serve re-reads " + ConfigFile + " and the bundle on SIGHUP and when they change):",
+		"# Serve it with (serve finds " + ConfigFile + " and " + BundleFile + " in its data directory, and re-reads them on SIGHUP and when they change):",
+		shellJoin([]string{"rotor-ca", "serve", "--data-dir", dir, "--trust-domain", trustDomain}),
+		"# or, naming the files, or with the same settings as flags:",
 		shellJoin(append([]string{"rotor-ca", "serve", "--issuer-config", c.ConfFile}, tail...)),
-		"# or, with the same settings as flags:",
 		shellJoin(append(append([]string{"rotor-ca", "serve"}, c.Settings.Flags()...), tail...)),
+	}
+	if existingRoot == "" {
+		rootKey := filepath.Join(dir, RootKeyFile)
+		lines = append(lines, "# "+rootKey+" is the root's private key. Serving never needs it, and whoever holds it",
+			"# can make an issuer every workload trusts: move it offline now (an encrypted USB key, a vault),",
+			"# and bring it back only to sign the next issuer with rotor-ca init --root-cert "+filepath.Join(dir, RootCertFile)+" --root-key FILE.")
 	}
 	if c.Settings.Signer == signer.BackendPKCS11 && c.Settings.PKCS11PINFile == "" {
 		lines = append(lines, "# with the token's PIN in "+pinEnv+" (or add --pkcs11-pin-file FILE)")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,13 +76,21 @@ func servePrinted(t *testing.T, out, bundle, data string) {
 			commands = append(commands, strings.Fields(line)[1:])
 		}
 	}
-	if len(commands) != 2 {
-		t.Fatalf("init printed %d serve commands, want 2 (--issuer-config and flags):\n%s", len(commands), out)
+	if len(commands) != 3 {
+		t.Fatalf("init printed %d serve commands, want 3 (--data-dir, --issuer-config and flags):\n%s", len(commands), out)
 	}
-	token := createToken(t, data, "default", "init")
 	root := readCerts(t, bundle)[0]
 	for _, cmd := range commands {
-		ca := serveCA(t, nil, bundle, append(cmd[1:], "--data-dir", data)...)
+		// The first command serves the CA's own directory, its store
+		// included; the others get a data directory of their own.
+		args, dir := cmd[1:], data
+		if i := slices.Index(args, "--data-dir"); i >= 0 {
+			dir = args[i+1]
+		} else {
+			args = append(args, "--data-dir", data)
+		}
+		token := createToken(t, dir, "default", "init")
+		ca := serveCA(t, nil, bundle, args...)
 		got, err := issue(t.Context(), ca.client(t), token)
 		if err == nil {
 			err = verifyIssued(got, root)

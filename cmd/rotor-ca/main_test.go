@@ -210,7 +210,7 @@ func TestCLIErrors(t *testing.T) {
 		{name: "fail/token-bad-identity", args: []string{"token", "create", "--data-dir", dir, "--namespace", "Bad", "--service-account", "x"}, wantCode: 2},
 		{name: "fail/token-missing-identity", args: []string{"token", "create", "--data-dir", dir}, wantCode: 2},
 		{name: "fail/pkcs11-key-file", args: []string{"serve", "--data-dir", dir, "--issuer-cert", "/x.crt", "--trust-bundle", "/b.pem", "--signer", "pkcs11", "--issuer-key", "/k.pem"}, wantCode: 2},
-		{name: "fail/issuer-config-without-bundle", args: []string{"serve", "--data-dir", dir, "--issuer-config", "/x.conf"}, wantCode: 2},
+		{name: "fail/issuer-config-missing", args: []string{"serve", "--data-dir", dir, "--issuer-config", "/x.conf"}, wantCode: 1},
 		{name: "fail/negative-reload-interval", args: []string{"serve", "--data-dir", dir, "--reload-interval", "-1s"}, wantCode: 2},
 		{name: "fail/roots-unknown-subcommand", args: []string{"roots", "list"}, wantCode: 2},
 		{name: "fail/roots-status-no-root", args: []string{"roots", "status", "--data-dir", dir}, wantCode: 2},

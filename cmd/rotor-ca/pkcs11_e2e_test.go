@@ -48,10 +48,12 @@ func TestPKCS11EndToEnd(t *testing.T) {
 	}
 	checkTokenKey(t, hsm, "issuer-1", issuer1)
 
-	data := filepath.Join(dir, "data")
+	// serve finds what init made in its data directory: issuer.conf and
+	// bundle.pem, with no flag naming them.
+	data := ca1
 	conf := filepath.Join(ca1, issuer.ConfigFile)
-	ca := serveCA(t, nil, filepath.Join(ca1, issuer.BundleFile), "--data-dir", data, "--issuer-config", conf,
-		"--trust-bundle", filepath.Join(ca1, issuer.BundleFile), "--pkcs11-pin-file", pinFile, "--reload-interval", "0")
+	ca := serveCA(t, nil, filepath.Join(ca1, issuer.BundleFile), "--data-dir", data, "--pkcs11-pin-file", pinFile,
+		"--reload-interval", "0")
 	if code, body := e2etest.HTTPGet(ca.URL+"/readyz", ca.Roots); code != http.StatusOK {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}

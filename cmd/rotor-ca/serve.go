@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -99,6 +100,9 @@ func (c *serveConfig) Validate() error {
 		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
 	}
 	dev := c.devDefaults()
+	if !dev && c.TrustBundle == "" {
+		c.TrustBundle = filepath.Join(c.DataDir, issuer.BundleFile)
+	}
 	checks := []struct {
 		bad bool
 		msg string
@@ -108,7 +112,6 @@ func (c *serveConfig) Validate() error {
 		{c.TLSCert == "" && len(c.tlsNames()) == 0, "--tls-names is empty"},
 		{dev && c.Issuer.Signer != signer.BackendFile, "--signer " + c.Issuer.Signer + " needs --issuer-cert (or --issuer-config) and --trust-bundle; `rotor-ca init --signer " + c.Issuer.Signer + "` makes them"},
 		{dev && c.Issuer.IssuerKey != "", "--issuer-key goes with --issuer-cert"},
-		{!dev && c.TrustBundle == "", "--trust-bundle is required with --issuer-cert or --issuer-config"},
 		{c.ReloadInterval < 0, "--reload-interval must not be negative"},
 		{c.RateLimit < 0 || c.RateBurst < 1 || c.SourceRate < 0 || c.SourceBurst < 1, "rate limits must be >= 0 and bursts >= 1"},
 		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
@@ -147,6 +150,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := storecmd.NewFlagSet("serve", stderr)
 	cfg.register(f)
 	if err := cfg.Parse(f, args, stderr); err != nil {
+		return err
+	}
+	if err := cfg.fromInit(); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -188,6 +194,31 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer ca.Close() // pending refusal summaries, before the store closes
 	return cfg.serveHTTPS(ctx, handler, trust)
+}
+
+// fromInit points serve, given no issuer settings, at the CA that
+// `rotor-ca init` (or an earlier development start) made in the data
+// directory, so its issuer.conf is re-read on SIGHUP like any other. A
+// file key is fine for development only: that is a warning.
+func (c *serveConfig) fromInit() error {
+	if !c.devDefaults() {
+		return nil
+	}
+	conf, bundle, backend, ok, err := issuer.FromInit(c.DataDir)
+	if err != nil || !ok {
+		return settingsErr(err)
+	}
+	c.IssuerConfig = conf
+	if c.TrustBundle == "" {
+		c.TrustBundle = bundle
+	}
+	level := slog.LevelInfo
+	if backend == signer.BackendFile {
+		level = slog.LevelWarn
+	}
+	c.Log.Log(context.Background(), level, "serving the CA in the data directory: "+backend+" issuing key",
+		"issuer_config", conf, "trust_bundle", c.TrustBundle)
+	return nil
 }
 
 // developmentPKI makes or finds the development CA in the data directory
