@@ -51,6 +51,12 @@ func (s Settings) Validate() error {
 		return errors.New("--jwt-jwks-file/--jwt-jwks-url need --jwt-issuer")
 	case s.TokenReview != "" && s.TokenReview != "in-cluster" && !strings.HasPrefix(s.TokenReview, "https://"):
 		return errors.New("--tokenreview must be \"in-cluster\" or an https:// URL")
+	case !s.StaticTokens && s.JWTIssuer == "" && s.TokenReview == "":
+		// mTLS only renews: a CA started so could never issue a first
+		// certificate, and would look healthy while refusing every new
+		// workload.
+		return errors.New("--static-tokens=false leaves no authenticator that can issue a first certificate: " +
+			"set --jwt-issuer or --tokenreview, or keep static tokens")
 	}
 	return nil
 }
