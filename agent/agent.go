@@ -37,6 +37,9 @@ const (
 	// EventRecovered: after EventExpired, a valid certificate is on disk
 	// again. Attributes: serial, not_after, expired_for.
 	EventRecovered = "certificate.recovered"
+	// EventHookRan: the --exec command ran and printed something.
+	// Attributes: serial, output (the first 4 KiB).
+	EventHookRan = "hook.ran"
 	// EventListening: /healthz and /metrics are served. Attributes:
 	// listen, the bound address.
 	EventListening = "agent.listening"

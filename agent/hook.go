@@ -29,19 +29,19 @@ type hook struct {
 // maxHookOutput caps what of a command's output is kept for the log.
 const maxHookOutput = 4 << 10
 
-// run runs the hook with env added to the agent's environment. Its error
-// carries the command's output (capped) for the log.
-func (h hook) run(ctx context.Context, env []string) error {
+// run runs the hook with env added to the agent's environment and returns
+// a command's output (capped), which its error carries too, for the log.
+func (h hook) run(ctx context.Context, env []string) (string, error) {
 	switch {
 	case h.command != "":
 		return h.exec(ctx, env)
 	case h.signal != 0:
-		return h.kill()
+		return "", h.kill()
 	}
-	return nil
+	return "", nil
 }
 
-func (h hook) exec(ctx context.Context, env []string) error {
+func (h hook) exec(ctx context.Context, env []string) (string, error) {
 	timeout := h.timeout
 	if timeout == 0 {
 		timeout = DefaultExecTimeout
@@ -64,12 +64,12 @@ func (h hook) exec(ctx context.Context, env []string) error {
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("exec hook timed out after %v; output: %q", timeout, out.String())
+		return out.String(), fmt.Errorf("exec hook timed out after %v; output: %q", timeout, out.String())
 	}
 	if err != nil {
-		return fmt.Errorf("exec hook: %w; output: %q", err, out.String())
+		return out.String(), fmt.Errorf("exec hook: %w; output: %q", err, out.String())
 	}
-	return nil
+	return out.String(), nil
 }
 
 func (h hook) kill() error {

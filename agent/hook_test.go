@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/internal/catest"
 )
 
@@ -98,6 +99,41 @@ func TestHookFailureCounted(t *testing.T) {
 			onDisk(t, cfg.OutDir)
 			if n := hookFailures(); n != 1 {
 				t.Errorf("hook failures %v, want 1", n)
+			}
+		})
+	}
+}
+
+// TestHookOutputLogged: what a successful --exec command prints is logged
+// with the serial, as the README's `echo rotated to $ROTOR_CERT_SERIAL`
+// expects; a silent command logs no hook line.
+func TestHookOutputLogged(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, exec, want string
+	}{
+		{"ok/echo", "echo rotated to $ROTOR_CERT_SERIAL", "rotated to "},
+		{"ok/silent", "true", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ca := catest.New(t, catest.Options{})
+			cfg := testConfig(t, ca)
+			cfg.Once, cfg.Exec = true, tt.exec
+			logs := recordLogs(t, &cfg)
+			if err := newAgent(t, cfg).Run(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			ev := logs.events(agent.EventHookRan)
+			if tt.want == "" {
+				if len(ev) != 0 {
+					t.Fatalf("a silent hook logged %+v", ev)
+				}
+				return
+			}
+			serial := ca.Issuances()[0].Serial
+			if len(ev) != 1 || ev[0].attrs["output"] != tt.want+serial || ev[0].attrs["serial"] != serial {
+				t.Fatalf("hook lines %+v, want one with output %q", ev, tt.want+serial)
 			}
 		})
 	}

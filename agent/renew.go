@@ -188,11 +188,15 @@ func (a *Agent) write(p *issuedPair) error {
 	return nil
 }
 
-// notify runs the hook for the pair just written. A failure is logged and
-// counted here, and returned for Once mode to report.
+// notify runs the hook for the pair just written. A command's output is
+// logged (an operator's `echo` shows, as in the README); a failure is
+// logged and counted here, and returned for Once mode to report.
 func (a *Agent) notify(ctx context.Context, p *issuedPair) error {
-	err := a.hook.run(ctx, a.hookEnv(p.issued))
+	out, err := a.hook.run(ctx, a.hookEnv(p.issued))
 	if err == nil {
+		if out = strings.TrimSpace(out); out != "" {
+			a.log.Info("Hook ran", rotor.LogEvent, EventHookRan, "serial", p.issued.Serial, "output", out)
+		}
 		return nil
 	}
 	err = withCause("hook", fmt.Errorf("certificate %s is on disk, but %w", p.issued.Serial, err))
