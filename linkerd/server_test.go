@@ -48,6 +48,18 @@ var stores = map[string]func(t *testing.T) string{
 	"postgres": func(t *testing.T) string { return testenv.PostgresURL(t) },
 }
 
+// onEachStore runs test in parallel subtests against a CA serving
+// Linkerd's API on each store, with a client trusting its roots.
+func onEachStore(t *testing.T, test func(t *testing.T, ca *catest.CA, client identitypb.IdentityClient)) {
+	for storeName, storeURL := range stores {
+		t.Run(storeName, func(t *testing.T) {
+			t.Parallel()
+			ca := catest.New(t, catest.Options{StoreURL: storeURL(t), Linkerd: true})
+			test(t, ca, dial(t, ca, ca.Roots))
+		})
+	}
+}
+
 // dial is a client of ca's Linkerd identity API built from identitypb,
 // verifying the server as a proxy does: against roots, for the identity
 // service's Linkerd name.
@@ -75,60 +87,55 @@ func csr(t testing.TB, key crypto.Signer, tmpl x509.CertificateRequest, dnsNames
 // authenticator linkerd, on both stores.
 func TestCertify(t *testing.T) {
 	t.Parallel()
-	for storeName, storeURL := range stores {
-		t.Run(storeName, func(t *testing.T) {
-			t.Parallel()
-			ca := catest.New(t, catest.Options{StoreURL: storeURL(t), Linkerd: true})
-			client := dial(t, ca, ca.Roots)
-			token := ca.Token(t, webapp)
-			key := catest.NewKey(t)
-			own, other := name(t, webapp), name(t, admin)
-			spiffe, _ := url.Parse("spiffe://" + catest.TrustDomain + "/ns/default/sa/webapp")
-			good := csr(t, key, x509.CertificateRequest{}, own)
-			tests := []struct {
-				name            string
-				identity, token string
-				csr             []byte
-				want            codes.Code
-			}{
-				{name: "ok/dns-san", identity: own, token: token, csr: good},
-				{name: "ok/token-with-newline", identity: own, token: token + "\n",
-					csr: csr(t, key, x509.CertificateRequest{Subject: pkix.Name{CommonName: own}}, own)},
-				{name: "fail/empty-identity", token: token, csr: good, want: codes.InvalidArgument},
-				{name: "fail/empty-token", identity: own, csr: good, want: codes.InvalidArgument},
-				{name: "fail/empty-csr", identity: own, token: token, want: codes.InvalidArgument},
-				{name: "fail/csr-not-der", identity: own, token: token, csr: []byte("fake-data"), want: codes.InvalidArgument},
-				{name: "fail/csr-without-san", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}),
-					want: codes.FailedPrecondition},
-				{name: "fail/csr-san-not-identity", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}, other),
-					want: codes.FailedPrecondition},
-				{name: "fail/csr-two-sans", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}, own, own),
-					want: codes.FailedPrecondition},
-				{name: "fail/csr-extra-uri", identity: own, token: token,
-					csr: csr(t, key, x509.CertificateRequest{URIs: []*url.URL{spiffe}}, own), want: codes.FailedPrecondition},
-				{name: "fail/csr-extra-ip", identity: own, token: token,
-					csr: csr(t, key, x509.CertificateRequest{IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}, own), want: codes.FailedPrecondition},
-				{name: "fail/csr-other-cn", identity: own, token: token,
-					csr: csr(t, key, x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, own), want: codes.FailedPrecondition},
-				{name: "fail/bad-token", identity: own, token: rotor.TokenPrefix + "AAAA", csr: good, want: codes.FailedPrecondition},
-				{name: "fail/token-for-other-service-account", identity: other, token: token,
-					csr: csr(t, key, x509.CertificateRequest{}, other), want: codes.FailedPrecondition},
-				{name: "fail/admin-token", identity: own, token: ca.AdminToken(t), csr: good, want: codes.FailedPrecondition},
-			}
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) {
-					resp, err := client.Certify(context.Background(), &identitypb.CertifyRequest{Identity: tt.identity,
-						Token: []byte(tt.token), CertificateSigningRequest: tt.csr})
-					if got := status.Code(err); got != tt.want {
-						t.Fatalf("code %v (%v), want %v", got, err, tt.want)
-					}
-					if err == nil {
-						checkCertified(t, ca, resp, key, ca.Roots)
-					}
-				})
-			}
-		})
-	}
+	onEachStore(t, func(t *testing.T, ca *catest.CA, client identitypb.IdentityClient) {
+		token := ca.Token(t, webapp)
+		key := catest.NewKey(t)
+		own, other := name(t, webapp), name(t, admin)
+		spiffe, _ := url.Parse("spiffe://" + catest.TrustDomain + "/ns/default/sa/webapp")
+		good := csr(t, key, x509.CertificateRequest{}, own)
+		tests := []struct {
+			name            string
+			identity, token string
+			csr             []byte
+			want            codes.Code
+		}{
+			{name: "ok/dns-san", identity: own, token: token, csr: good},
+			{name: "ok/token-with-newline", identity: own, token: token + "\n",
+				csr: csr(t, key, x509.CertificateRequest{Subject: pkix.Name{CommonName: own}}, own)},
+			{name: "fail/empty-identity", token: token, csr: good, want: codes.InvalidArgument},
+			{name: "fail/empty-token", identity: own, csr: good, want: codes.InvalidArgument},
+			{name: "fail/empty-csr", identity: own, token: token, want: codes.InvalidArgument},
+			{name: "fail/csr-not-der", identity: own, token: token, csr: []byte("fake-data"), want: codes.InvalidArgument},
+			{name: "fail/csr-without-san", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}),
+				want: codes.FailedPrecondition},
+			{name: "fail/csr-san-not-identity", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}, other),
+				want: codes.FailedPrecondition},
+			{name: "fail/csr-two-sans", identity: own, token: token, csr: csr(t, key, x509.CertificateRequest{}, own, own),
+				want: codes.FailedPrecondition},
+			{name: "fail/csr-extra-uri", identity: own, token: token,
+				csr: csr(t, key, x509.CertificateRequest{URIs: []*url.URL{spiffe}}, own), want: codes.FailedPrecondition},
+			{name: "fail/csr-extra-ip", identity: own, token: token,
+				csr: csr(t, key, x509.CertificateRequest{IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}}, own), want: codes.FailedPrecondition},
+			{name: "fail/csr-other-cn", identity: own, token: token,
+				csr: csr(t, key, x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, own), want: codes.FailedPrecondition},
+			{name: "fail/bad-token", identity: own, token: rotor.TokenPrefix + "AAAA", csr: good, want: codes.FailedPrecondition},
+			{name: "fail/token-for-other-service-account", identity: other, token: token,
+				csr: csr(t, key, x509.CertificateRequest{}, other), want: codes.FailedPrecondition},
+			{name: "fail/admin-token", identity: own, token: ca.AdminToken(t), csr: good, want: codes.FailedPrecondition},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				resp, err := client.Certify(context.Background(), &identitypb.CertifyRequest{Identity: tt.identity,
+					Token: []byte(tt.token), CertificateSigningRequest: tt.csr})
+				if got := status.Code(err); got != tt.want {
+					t.Fatalf("code %v (%v), want %v", got, err, tt.want)
+				}
+				if err == nil {
+					checkCertified(t, ca, resp, key, ca.Roots)
+				}
+			})
+		}
+	})
 }
 
 // checkCertified holds a response to what a proxy needs (a leaf for its
@@ -171,22 +178,17 @@ func checkCertified(t testing.TB, ca *catest.CA, resp *identitypb.CertifyRespons
 // retry; on both stores.
 func TestCertifyStoreDown(t *testing.T) {
 	t.Parallel()
-	for storeName, storeURL := range stores {
-		t.Run(storeName, func(t *testing.T) {
-			t.Parallel()
-			ca := catest.New(t, catest.Options{StoreURL: storeURL(t), Linkerd: true})
-			client := dial(t, ca, ca.Roots)
-			req := &identitypb.CertifyRequest{Identity: name(t, webapp), Token: []byte(ca.Token(t, webapp)),
-				CertificateSigningRequest: csr(t, catest.NewKey(t), x509.CertificateRequest{}, name(t, webapp))}
-			if _, err := client.Certify(context.Background(), req); err != nil {
-				t.Fatalf("before: %v", err)
-			}
-			ca.StopStore(t)
-			if _, err := client.Certify(context.Background(), req); status.Code(err) != codes.Unavailable {
-				t.Fatalf("store down: %v, want %v", err, codes.Unavailable)
-			}
-		})
-	}
+	onEachStore(t, func(t *testing.T, ca *catest.CA, client identitypb.IdentityClient) {
+		req := &identitypb.CertifyRequest{Identity: name(t, webapp), Token: []byte(ca.Token(t, webapp)),
+			CertificateSigningRequest: csr(t, catest.NewKey(t), x509.CertificateRequest{}, name(t, webapp))}
+		if _, err := client.Certify(context.Background(), req); err != nil {
+			t.Fatalf("before: %v", err)
+		}
+		ca.StopStore(t)
+		if _, err := client.Certify(context.Background(), req); status.Code(err) != codes.Unavailable {
+			t.Fatalf("store down: %v, want %v", err, codes.Unavailable)
+		}
+	})
 }
 
 // TestCodeTable: every core code has its own row, and every retryable
