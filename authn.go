@@ -16,6 +16,10 @@ type Credentials struct {
 	PeerCertificates []*x509.Certificate
 	// RemoteAddr is the peer's address, for the audit log.
 	RemoteAddr string
+	// Audience, if set, is whom a service-account token must be for, in
+	// place of the audience the token authenticators are configured with:
+	// Linkerd's proxies present tokens for identity.l5d.io.
+	Audience string
 }
 
 // Caller is an authenticated requester.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"time"
 )
 
@@ -97,6 +98,14 @@ type IssueRequest struct {
 	Credentials Credentials
 	// BundleFingerprint is the trust bundle the client says it holds.
 	BundleFingerprint string
+	// Naming is how the leaf names the caller: Rotor's names by default,
+	// Linkerd's for Linkerd's identity API.
+	Naming Naming
+	// Name, if set, is the identity name the requester asks for (the
+	// identity field of Linkerd's Certify): it must be the leaf's DNS name
+	// under Naming, else EForbidden, so a token for one service account
+	// never certifies another's name.
+	Name string
 }
 
 // Issue authenticates the request, then issues for the caller (IssueFor).
@@ -174,7 +183,14 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 				Message: fmt.Sprintf("too many certificates for %s; retry later", caller.Identity)}
 		}
 	}
-	checked, err := ca.cfg.Policy.CheckCSR(req.CSR, caller.Identity)
+	names, err := ca.cfg.Policy.names(caller.Identity, req.Naming)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.Name != "" && req.Name != names.dns {
+		return nil, nil, Errorf(EForbidden, "requested identity %q is not the token's: %s", req.Name, names.dns)
+	}
+	checked, err := ca.cfg.Policy.checkCSR(req.CSR, names)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +200,7 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	}
 	issuer := ca.cfg.Trust.Trust().Issuer
 	now := ca.cfg.Now().UTC().Truncate(time.Second)
-	fields, err := ca.leaf(issuer, caller.Identity, checked, now, ttl)
+	fields, err := ca.leaf(issuer, caller.Identity, names, checked, now, ttl)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -200,7 +216,7 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	}
 	record := &Issuance{
 		Serial: hex.EncodeToString(fields.Serial.Bytes()), Identity: caller.Identity,
-		SANs:         []string{fields.DNSName, fields.URI},
+		SANs:         slices.DeleteFunc([]string{fields.DNSName, fields.URI}, func(s string) bool { return s == "" }),
 		KeyAlgorithm: checked.KeyAlgorithm, KeySize: checked.KeySize,
 		PublicKeySHA256: checked.PublicKeySHA256, CSRSHA256: checked.CSRSHA256,
 		NotBefore: fields.NotBefore, NotAfter: fields.NotAfter, IssuedAt: now, IssuerKeyID: issuer.KeyID,
@@ -222,7 +238,8 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 // leaf decides what the leaf for id says: its names, a fresh serial, and a
 // validity from now (backdated by the clock skew) for ttl, cut to the
 // issuer's own expiry.
-func (ca *CA) leaf(issuer *Issuer, id Identity, checked *CheckedCSR, now time.Time, ttl time.Duration) (leafFields, error) {
+func (ca *CA) leaf(issuer *Issuer, id Identity, names leafNames, checked *CheckedCSR, now time.Time,
+	ttl time.Duration) (leafFields, error) {
 	notAfter := now.Add(ttl)
 	if limit := issuer.Certificate.NotAfter; notAfter.After(limit) {
 		ca.log.Warn("certificate lifetime cut short by the issuer's expiry: rotate the issuer",
@@ -233,11 +250,9 @@ func (ca *CA) leaf(issuer *Issuer, id Identity, checked *CheckedCSR, now time.Ti
 	if err != nil {
 		return leafFields{}, err
 	}
-	td := ca.cfg.Policy.TrustDomain
-	dns := id.DNSName(td)
 	spki := checked.Request.RawSubjectPublicKeyInfo
 	ski := sha256.Sum256(spki)
-	return leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: id.SPIFFEID(td).String(),
+	return leafFields{Serial: serial, CommonName: names.dns, DNSName: names.dns, URI: names.uri,
 		NotBefore: now.Add(-ca.cfg.Policy.ClockSkew), NotAfter: notAfter, SPKI: spki, SKI: ski[:20],
 		RSASubject: checked.KeyAlgorithm == "RSA", CRLDistributionPoint: ca.cfg.Policy.CRLDistributionPoint(issuer.KeyID)}, nil
 }

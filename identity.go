@@ -78,6 +78,23 @@ func (id Identity) DNSName(trustDomain string) string {
 	return fmt.Sprintf("%s.%s.serviceaccount.identity.rotor.%s", id.ServiceAccount, id.Namespace, trustDomain)
 }
 
+// DefaultLinkerdSuffix ends Linkerd's identity names in a cluster installed
+// with Linkerd's defaults: control plane namespace linkerd, trust domain
+// cluster.local.
+const DefaultLinkerdSuffix = "identity.linkerd.cluster.local"
+
+// LinkerdName is the name Linkerd's identity service gives id, carried as
+// the one DNS SAN and the CN: <sa>.<ns>.serviceaccount.<suffix>, where
+// suffix is identity.<control-plane-namespace>.<trust-domain>. Linkerd
+// requires both parts to be labels, so a service account with a dot has
+// no Linkerd name (EForbidden): the name would not say where it ends.
+func (id Identity) LinkerdName(suffix string) (string, error) {
+	if !isLabel(id.ServiceAccount) {
+		return "", Errorf(EForbidden, "service account %q is not a DNS label, so it has no Linkerd identity name", id.ServiceAccount)
+	}
+	return id.ServiceAccount + "." + id.Namespace + ".serviceaccount." + suffix, nil
+}
+
 // SPIFFEID is spiffe://<trust-domain>/ns/<ns>/sa/<sa>, carried as URI SAN.
 func (id Identity) SPIFFEID(trustDomain string) *url.URL {
 	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: "/ns/" + id.Namespace + "/sa/" + id.ServiceAccount}

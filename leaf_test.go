@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,10 +52,14 @@ func TestLeafMatchesCreateCertificate(t *testing.T) {
 	for _, issuerKind := range kinds {
 		iss := testIssuer(t, issuerKind)
 		for _, subjectKind := range kinds {
-			for _, dp := range []string{"", "https://ca.example.com/v1/crl/" + iss.KeyID} {
+			for i, dp := range []string{"", "https://ca.example.com/v1/crl/" + iss.KeyID, ""} {
 				name := "ok/issuer-" + string(issuerKind) + "/subject-" + string(subjectKind)
-				if dp != "" {
+				uri := "spiffe://cluster.local/ns/default/sa/webapp"
+				switch {
+				case dp != "":
 					name += "/crl-distribution-point"
+				case i == 2:
+					name, uri = name+"/no-uri", "" // Linkerd's naming
 				}
 				t.Run(name, func(t *testing.T) {
 					sub := genKey(t, subjectKind)
@@ -66,7 +71,7 @@ func TestLeafMatchesCreateCertificate(t *testing.T) {
 					serial := new(big.Int).SetBytes(bytes.Repeat([]byte{0x5a}, 20))
 					now := time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
 					dns := "webapp.default.serviceaccount.identity.rotor.cluster.local"
-					f := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: "spiffe://cluster.local/ns/default/sa/webapp",
+					f := leafFields{Serial: serial, CommonName: dns, DNSName: dns, URI: uri,
 						NotBefore: now.Add(-20 * time.Second), NotAfter: now.Add(24 * time.Hour),
 						SPKI: spki, SKI: ski[:20], RSASubject: subjectKind == RSA2048, CRLDistributionPoint: dp}
 					checkLeafEncoding(t, iss, sub.Public(), f)
@@ -92,22 +97,30 @@ func checkLeafEncoding(t *testing.T, iss *Issuer, pub crypto.PublicKey, f leafFi
 	if f.CRLDistributionPoint != "" {
 		dps = []string{f.CRLDistributionPoint}
 	}
+	var uris []*url.URL
+	if f.URI != "" {
+		u, err := url.Parse(f.URI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uris = []*url.URL{u}
+	}
+	gotURIs := make([]string, len(got.URIs))
+	for i, u := range got.URIs {
+		gotURIs[i] = u.String()
+	}
 	if got.SerialNumber.Cmp(f.Serial) != 0 || !got.NotBefore.Equal(f.NotBefore) || !got.NotAfter.Equal(f.NotAfter) ||
-		len(got.DNSNames) != 1 || got.DNSNames[0] != f.DNSName || len(got.URIs) != 1 || got.URIs[0].String() != f.URI ||
+		len(got.DNSNames) != 1 || got.DNSNames[0] != f.DNSName || strings.Join(gotURIs, " ") != f.URI ||
 		!slices.Equal(got.CRLDistributionPoints, dps) {
 		t.Fatalf("certificate says serial %v, %v-%v, %v %v, CRL %v", got.SerialNumber, got.NotBefore, got.NotAfter,
 			got.DNSNames, got.URIs, got.CRLDistributionPoints)
-	}
-	u, err := url.Parse(f.URI)
-	if err != nil {
-		t.Fatal(err)
 	}
 	ku := x509.KeyUsageDigitalSignature
 	if f.RSASubject {
 		ku |= x509.KeyUsageKeyEncipherment
 	}
 	tmpl := &x509.Certificate{SerialNumber: f.Serial, Subject: pkix.Name{CommonName: f.CommonName},
-		DNSNames: []string{f.DNSName}, URIs: []*url.URL{u}, NotBefore: f.NotBefore, NotAfter: f.NotAfter,
+		DNSNames: []string{f.DNSName}, URIs: uris, NotBefore: f.NotBefore, NotAfter: f.NotAfter,
 		KeyUsage: ku, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true, SubjectKeyId: f.SKI, CRLDistributionPoints: dps}
 	wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, iss.Certificate, pub, CryptoSigner(context.Background(), iss.Signer))

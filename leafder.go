@@ -20,7 +20,7 @@ type leafFields struct {
 	Serial     *big.Int
 	CommonName string
 	DNSName    string
-	URI        string
+	URI        string // "" for none: Linkerd's leaves carry the DNS name alone
 	NotBefore  time.Time
 	NotAfter   time.Time
 	SPKI       []byte // the subject's SubjectPublicKeyInfo, DER
@@ -61,7 +61,11 @@ func encodeLeafTBS(issuer *x509.Certificate, algID []byte, f leafFields) []byte 
 		cnTag = 0x0c // UTF8String
 	}
 	subject := derSeq(derTLV(0x31, derSeq(oidCommonName, derTLV(cnTag, []byte(f.CommonName)))))
-	san := derSeq(derTLV(0x82, []byte(f.DNSName)), derTLV(0x86, []byte(f.URI)))
+	sans := [][]byte{derTLV(0x82, []byte(f.DNSName))}
+	if f.URI != "" {
+		sans = append(sans, derTLV(0x86, []byte(f.URI)))
+	}
+	san := derSeq(sans...)
 	// In x509.CreateCertificate's order; the distribution point comes last.
 	extList := [][]byte{
 		derSeq(extKeyUsage, derTrue, derTLV(0x04, keyUsage)),

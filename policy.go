@@ -1,6 +1,7 @@
 package rotor
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -31,6 +32,43 @@ type Policy struct {
 	// https://ca.example.com/v1/crl. Each leaf names CRLURL/<issuer key ID>
 	// as its CRL distribution point (CRLDistributionPoint).
 	CRLURL string
+	// LinkerdSuffix ends the names of leaves issued with NamingLinkerd
+	// (Identity.LinkerdName); "" means DefaultLinkerdSuffix.
+	LinkerdSuffix string
+}
+
+// Naming says how a leaf names its identity, and so what its CSR may name.
+type Naming int
+
+const (
+	// NamingRotor: the DNS SAN and CN are Identity.DNSName and the URI SAN
+	// the SPIFFE ID; a CSR may name none of them or exactly those.
+	NamingRotor Naming = iota
+	// NamingLinkerd: the leaf Linkerd's identity service would issue, so
+	// that Linkerd's proxies take it unchanged: Identity.LinkerdName as DNS
+	// SAN and CN, and nothing else. As Linkerd requires, the CSR must name
+	// exactly that one DNS name, a CN empty or the same, and no other SAN.
+	NamingLinkerd
+)
+
+// leafNames are the names a leaf carries for an identity.
+type leafNames struct {
+	dns, uri string // uri "" for none
+	// exact: the CSR must carry dns as its one DNS SAN (Linkerd's rule);
+	// otherwise it may carry none of the leaf's names.
+	exact bool
+}
+
+// names decides the names of id's leaf under naming n.
+func (p Policy) names(id Identity, n Naming) (leafNames, error) {
+	switch n {
+	case NamingRotor:
+		return leafNames{dns: id.DNSName(p.TrustDomain), uri: id.SPIFFEID(p.TrustDomain).String()}, nil
+	case NamingLinkerd:
+		dns, err := id.LinkerdName(cmp.Or(p.LinkerdSuffix, DefaultLinkerdSuffix))
+		return leafNames{dns: dns, exact: true}, err
+	}
+	return leafNames{}, Errorf(EInternal, "unknown naming %d", n)
 }
 
 // MinTTL is the shortest lifetime a request may ask for: short enough to
@@ -49,6 +87,9 @@ func (p Policy) Validate() error {
 		return Errorf(EInvalid, "maximum certificate TTL %v is shorter than the default %v", p.MaxTTL, p.DefaultTTL)
 	case p.ClockSkew < 0:
 		return Errorf(EInvalid, "clock skew %v is negative", p.ClockSkew)
+	}
+	if p.LinkerdSuffix != "" && !isSubdomain(p.LinkerdSuffix) {
+		return Errorf(EInvalid, "Linkerd identity suffix %q is not a lowercase DNS name", p.LinkerdSuffix)
 	}
 	return checkCRLURL(p.CRLURL)
 }
@@ -117,9 +158,18 @@ var oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
 
 // CheckCSR parses a DER CSR and checks it for id: a valid self-signature
 // (checked once, here), an allowed key, and no names or CA usage beyond the
-// caller's own identity. Malformed input gives EBadCSR; a name or usage the
-// caller may not have gives EForbidden.
+// caller's own identity (NamingRotor). Malformed input gives EBadCSR; a
+// name or usage the caller may not have gives EForbidden.
 func (p Policy) CheckCSR(der []byte, id Identity) (*CheckedCSR, error) {
+	names, err := p.names(id, NamingRotor)
+	if err != nil {
+		return nil, err
+	}
+	return p.checkCSR(der, names)
+}
+
+// checkCSR is CheckCSR for a leaf named names.
+func (p Policy) checkCSR(der []byte, names leafNames) (*CheckedCSR, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		return nil, WrapError(EBadCSR, err, "CSR is not a valid PKCS#10 request")
@@ -131,7 +181,7 @@ func (p Policy) CheckCSR(der []byte, id Identity) (*CheckedCSR, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.checkNames(csr, id); err != nil {
+	if err := checkNames(csr, names); err != nil {
 		return nil, err
 	}
 	for _, ext := range csr.Extensions {
@@ -177,18 +227,22 @@ func checkKey(pub any) (alg string, bits int, err error) {
 	return "", 0, Errorf(EBadCSR, "public key type %T is not allowed: use ECDSA P-256/P-384, Ed25519 or RSA", pub)
 }
 
-// checkNames allows no SANs (the CA fills them in) or exactly the caller's
-// own names; a subject CN, if any, must be the caller's DNS name.
-func (p Policy) checkNames(csr *x509.CertificateRequest, id Identity) error {
-	dns, uri := id.DNSName(p.TrustDomain), id.SPIFFEID(p.TrustDomain).String()
+// checkNames allows no SANs (the CA fills them in), or exactly one DNS
+// name when names.exact, and otherwise only the leaf's own names; a
+// subject CN, if any, must be the leaf's DNS name.
+func checkNames(csr *x509.CertificateRequest, names leafNames) error {
+	dns, uri := names.dns, names.uri
+	if names.exact && len(csr.DNSNames) != 1 {
+		return Errorf(EForbidden, "the CSR must name exactly one DNS name, %s, not %d", dns, len(csr.DNSNames))
+	}
 	for _, n := range csr.DNSNames {
 		if n != dns {
 			return Errorf(EForbidden, "DNS name %q is not the caller's identity %s", n, dns)
 		}
 	}
 	for _, u := range csr.URIs {
-		if u.String() != uri {
-			return Errorf(EForbidden, "URI %q is not the caller's identity %s", u, uri)
+		if uri == "" || u.String() != uri {
+			return Errorf(EForbidden, "URI %q is not a name of the caller's identity %s", u, dns)
 		}
 	}
 	if len(csr.EmailAddresses) > 0 || len(csr.IPAddresses) > 0 {

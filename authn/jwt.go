@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,7 +138,8 @@ type kubernetesClaims struct {
 }
 
 // Authenticate implements rotor.Authenticator. It applies to bearer tokens
-// shaped like a compact JWS (three dot-separated parts); anything else is
+// shaped like a compact JWS (three dot-separated parts), whose aud must hold
+// cred.Audience if set, else the configured audience; anything else is
 // rotor.ErrNoCredentials. The caller's Subject is the token's sub.
 func (j *JWT) Authenticate(ctx context.Context, cred rotor.Credentials) (rotor.Caller, error) {
 	raw := cred.BearerToken
@@ -170,7 +172,7 @@ func (j *JWT) Authenticate(ctx context.Context, cred rotor.Credentials) (rotor.C
 	if err := tok.Claims(key.Key, &claims, &k8s); err != nil {
 		return rotor.Caller{}, rotor.WrapError(rotor.EUnauthenticated, err, "JWT signature does not verify")
 	}
-	if err := j.checkClaims(claims); err != nil {
+	if err := j.checkClaims(claims, cmp.Or(cred.Audience, j.cfg.Audience)); err != nil {
 		return rotor.Caller{}, err
 	}
 	id, err := k8s.identity(claims.Subject)
@@ -180,13 +182,14 @@ func (j *JWT) Authenticate(ctx context.Context, cred rotor.Credentials) (rotor.C
 	return rotor.Caller{Identity: id, Authenticator: NameJWT, Subject: claims.Subject}, nil
 }
 
-// checkClaims checks the registered claims; messages are safe to show.
-func (j *JWT) checkClaims(c jwt.Claims) error {
+// checkClaims checks the registered claims, the audience against aud;
+// messages are safe to show.
+func (j *JWT) checkClaims(c jwt.Claims, aud string) error {
 	if c.Expiry == nil {
 		// Legacy secret-based tokens never expire; only bound ones count.
 		return rotor.Errorf(rotor.EUnauthenticated, "JWT has no expiry: use a projected service-account token")
 	}
-	err := c.ValidateWithLeeway(jwt.Expected{Issuer: j.cfg.Issuer, AnyAudience: jwt.Audience{j.cfg.Audience},
+	err := c.ValidateWithLeeway(jwt.Expected{Issuer: j.cfg.Issuer, AnyAudience: jwt.Audience{aud},
 		Time: j.cfg.Now()}, j.cfg.Leeway)
 	var msg string
 	switch {
@@ -197,7 +200,7 @@ func (j *JWT) checkClaims(c jwt.Claims) error {
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
 		msg = "JWT is not valid yet: check the clocks"
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		msg = fmt.Sprintf("JWT audience does not include %q", j.cfg.Audience)
+		msg = fmt.Sprintf("JWT audience does not include %q", aud)
 	default:
 		msg = "JWT claims are not acceptable"
 	}

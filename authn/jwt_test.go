@@ -31,11 +31,17 @@ func TestJWT(t *testing.T) {
 	k8s := func(ns, sa string) map[string]any {
 		return map[string]any{"namespace": ns, "serviceaccount": map[string]any{"name": sa, "uid": "u"}}
 	}
+	l5d := with(good, map[string]any{"aud": []string{"identity.l5d.io"}})
 	tests := []struct {
-		name  string
-		token string
-		want  rotor.ErrorCode
+		name     string
+		token    string
+		audience string // rotor.Credentials.Audience
+		want     rotor.ErrorCode
 	}{
+		{name: "ok/request-audience", token: mint(t, "ec-256", "ec-256", jose.ES256, l5d), audience: "identity.l5d.io"},
+		{name: "fail/request-audience-not-in-token", token: mint(t, "ec-256", "ec-256", jose.ES256, good),
+			audience: "identity.l5d.io", want: rotor.EUnauthenticated},
+		{name: "fail/token-for-request-audience-only", token: mint(t, "ec-256", "ec-256", jose.ES256, l5d), want: rotor.EUnauthenticated},
 		{name: "ok/rs256", token: mint(t, "rsa-1", "rsa-1", jose.RS256, good)},
 		{name: "ok/ps256", token: mint(t, "rsa-pss", "rsa-pss", jose.PS256, good)},
 		{name: "ok/es256", token: mint(t, "ec-256", "ec-256", jose.ES256, good)},
@@ -83,7 +89,7 @@ func TestJWT(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			caller, err := a.Authenticate(context.Background(), rotor.Credentials{BearerToken: tt.token})
+			caller, err := a.Authenticate(context.Background(), rotor.Credentials{BearerToken: tt.token, Audience: tt.audience})
 			checkResult(t, caller, err, tt.want, NameJWT, shopWeb)
 			if err == nil && caller.Subject != "system:serviceaccount:shop:web" {
 				t.Errorf("subject = %q, want the JWT's sub", caller.Subject)

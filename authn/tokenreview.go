@@ -143,23 +143,30 @@ type tokenReviewStatus struct {
 }
 
 // Authenticate implements rotor.Authenticator. It applies to every bearer
-// token that is not a static rotor_ token. The caller's Subject is the
-// Kubernetes username.
+// token that is not a static rotor_ token. The token must be for
+// cred.Audience if set, else for one of the configured audiences. The
+// caller's Subject is the Kubernetes username.
 func (r *TokenReview) Authenticate(ctx context.Context, cred rotor.Credentials) (rotor.Caller, error) {
 	raw := cred.BearerToken
 	if raw == "" || strings.HasPrefix(raw, rotor.TokenPrefix) {
 		return rotor.Caller{}, rotor.ErrNoCredentials
 	}
-	key := sha256.Sum256([]byte(raw))
+	audiences := r.cfg.Audiences
+	if cred.Audience != "" {
+		audiences = []string{cred.Audience}
+	}
+	// The audience is part of the key: a token accepted for one audience
+	// says nothing about another.
+	key := sha256.Sum256([]byte(strings.Join(audiences, "\x00") + "\x00\x00" + raw))
 	now := r.cfg.Now()
 	if caller, ok := r.cache.get(key, now); ok {
 		return caller, nil
 	}
-	status, err := r.review(ctx, raw)
+	status, err := r.review(ctx, raw, audiences)
 	if err != nil {
 		return rotor.Caller{}, err
 	}
-	caller, err := r.decide(raw, status)
+	caller, err := r.decide(raw, status, audiences)
 	if err != nil {
 		return rotor.Caller{}, err
 	}
@@ -169,9 +176,9 @@ func (r *TokenReview) Authenticate(ctx context.Context, cred rotor.Credentials) 
 
 // review POSTs one TokenReview. Every failure to get an answer is
 // EAuthUnavailable: the token may well be valid.
-func (r *TokenReview) review(ctx context.Context, raw string) (*tokenReviewStatus, error) {
+func (r *TokenReview) review(ctx context.Context, raw string, audiences []string) (*tokenReviewStatus, error) {
 	body, err := json.Marshal(tokenReview{APIVersion: "authentication.k8s.io/v1", Kind: "TokenReview",
-		Spec: tokenReviewSpec{Token: raw, Audiences: r.cfg.Audiences}})
+		Spec: tokenReviewSpec{Token: raw, Audiences: audiences}})
 	if err != nil {
 		return nil, rotor.WrapError(rotor.EInternal, err, "could not encode the token review")
 	}
@@ -209,7 +216,7 @@ func (r *TokenReview) review(ctx context.Context, raw string) (*tokenReviewStatu
 }
 
 // decide turns an answered review into a caller or a refusal.
-func (r *TokenReview) decide(raw string, st *tokenReviewStatus) (rotor.Caller, error) {
+func (r *TokenReview) decide(raw string, st *tokenReviewStatus, audiences []string) (rotor.Caller, error) {
 	if !st.Authenticated {
 		msg := "Kubernetes rejected the token"
 		if d := safeDetail(st.Error, raw); d != "" {
@@ -217,8 +224,8 @@ func (r *TokenReview) decide(raw string, st *tokenReviewStatus) (rotor.Caller, e
 		}
 		return rotor.Caller{}, rotor.Errorf(rotor.EUnauthenticated, "%s", msg)
 	}
-	if !intersects(st.Audiences, r.cfg.Audiences) {
-		return rotor.Caller{}, rotor.Errorf(rotor.EUnauthenticated, "token is not for audience %q", r.cfg.Audiences[0])
+	if !intersects(st.Audiences, audiences) {
+		return rotor.Caller{}, rotor.Errorf(rotor.EUnauthenticated, "token is not for audience %q", audiences[0])
 	}
 	rest, ok := strings.CutPrefix(st.User.Username, "system:serviceaccount:")
 	ns, sa, ok2 := strings.Cut(rest, ":")

@@ -170,10 +170,15 @@ func TestTokenReviewAudiences(t *testing.T) {
 	tests := []struct {
 		name       string
 		configured []string
+		request    string // rotor.Credentials.Audience
 		sent       []string
 		answered   []string
 		want       rotor.ErrorCode
 	}{
+		{name: "ok/request-audience", configured: []string{"rotor"}, request: "identity.l5d.io",
+			sent: []string{"identity.l5d.io"}, answered: []string{"identity.l5d.io"}},
+		{name: "fail/request-audience-answered-configured", configured: []string{"rotor"}, request: "identity.l5d.io",
+			sent: []string{"identity.l5d.io"}, answered: []string{"rotor"}, want: rotor.EUnauthenticated},
 		{name: "ok/default", configured: nil, sent: []string{"rotor"}, answered: []string{"rotor"}},
 		{name: "ok/empty-flag-means-default", configured: []string{""}, sent: []string{"rotor"}, answered: []string{"rotor"}},
 		{name: "ok/second-of-two", configured: []string{"a", "b"}, sent: []string{"a", "b"}, answered: []string{"b"}},
@@ -186,9 +191,27 @@ func TestTokenReviewAudiences(t *testing.T) {
 			srv := newAPIServer(t, map[string]any{"tok-web": accepted(webUser, tt.answered...)})
 			srv.update(func(s *apiServer) { s.audiences = tt.sent })
 			r := newReview(t, srv, newClock(), func(c *TokenReviewConfig) { c.Audiences = tt.configured })
-			caller, err := r.Authenticate(context.Background(), rotor.Credentials{BearerToken: "tok-web"})
+			caller, err := r.Authenticate(context.Background(), rotor.Credentials{BearerToken: "tok-web", Audience: tt.request})
 			checkResult(t, caller, err, tt.want, NameTokenReview, shopWeb)
 		})
+	}
+}
+
+// TestTokenReviewCacheByAudience: a token accepted for one audience is
+// remembered for that audience only; asked for another, the API server is
+// asked again and its answer counts.
+func TestTokenReviewCacheByAudience(t *testing.T) {
+	t.Parallel()
+	srv := newAPIServer(t, map[string]any{"tok-web": accepted(webUser, "rotor")})
+	r := newReview(t, srv, newClock(), nil)
+	ctx := context.Background()
+	caller, err := r.Authenticate(ctx, rotor.Credentials{BearerToken: "tok-web"})
+	checkResult(t, caller, err, "", NameTokenReview, shopWeb)
+	srv.update(func(s *apiServer) { s.audiences = []string{"identity.l5d.io"} })
+	caller, err = r.Authenticate(ctx, rotor.Credentials{BearerToken: "tok-web", Audience: "identity.l5d.io"})
+	checkResult(t, caller, err, rotor.EUnauthenticated, NameTokenReview, shopWeb)
+	if n := srv.reviews(); n != 2 {
+		t.Errorf("%d reviews, want 2: the cached answer was for audience rotor", n)
 	}
 }
 

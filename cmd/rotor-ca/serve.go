@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/cli"
 	"github.com/rotor-dev/rotor/internal/storecmd"
 	"github.com/rotor-dev/rotor/issuer"
+	"github.com/rotor-dev/rotor/linkerd"
 	"github.com/rotor-dev/rotor/signer"
 	"github.com/rotor-dev/rotor/store"
 )
@@ -51,6 +53,7 @@ type serveConfig struct {
 	ReloadInterval            time.Duration
 	RootLifetime, IssuerLife  time.Duration
 	Authn                     authn.Settings
+	Linkerd                   linkerd.Settings
 
 	ShutdownTimeout time.Duration
 }
@@ -88,6 +91,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.RootLifetime, "root-lifetime", 10*365*24*time.Hour, "lifetime of a created development root CA")
 	f.DurationVar(&c.IssuerLife, "issuer-lifetime", 365*24*time.Hour, "lifetime of a created development issuing CA")
 	c.Authn.RegisterFlags(f.FlagSet)
+	c.Linkerd.RegisterFlags(f.FlagSet)
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on SIGTERM")
 }
 
@@ -96,6 +100,7 @@ func (c *serveConfig) Validate() error {
 	if c.Policy.MaxTTL == 0 {
 		c.Policy.MaxTTL = max(c.Policy.DefaultTTL, 24*time.Hour)
 	}
+	c.Policy.LinkerdSuffix = c.Linkerd.Suffix
 	if err := c.Policy.Validate(); err != nil {
 		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
 	}
@@ -126,6 +131,9 @@ func (c *serveConfig) Validate() error {
 		}
 	}
 	if err := c.Authn.Validate(); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	if err := c.Linkerd.Validate(); err != nil {
 		return cli.Usagef("%v", err)
 	}
 	return nil
@@ -193,7 +201,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer ca.Close() // pending refusal summaries, before the store closes
-	return cfg.serveHTTPS(ctx, handler, trust)
+	if cfg.Linkerd.Listen == "" {
+		return cfg.serveHTTPS(ctx, handler, trust)
+	}
+	return cfg.serveWithLinkerd(ctx, ca, handler, trust)
 }
 
 // fromInit points serve, given no issuer settings, at the CA that
@@ -322,6 +333,35 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 	}
 	h, err := api.New(apiCfg)
 	return ca, h, err
+}
+
+// serveWithLinkerd serves Linkerd's identity API beside HTTPS until ctx
+// ends; either failing stops both.
+func (c *serveConfig) serveWithLinkerd(ctx context.Context, ca *rotor.CA, handler http.Handler, trust rotor.TrustSource) error {
+	srv, err := linkerd.New(linkerd.Config{CA: ca, Audience: c.Linkerd.Audience, Logger: c.Log})
+	if err != nil {
+		return err
+	}
+	name, err := c.Linkerd.ServerName()
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	ln, err := net.Listen("tcp", c.Linkerd.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Linkerd.Listen, err)
+	}
+	cert := &issuer.ServingCert{Names: []string{name}, Trust: trust, Lifetime: 30 * 24 * time.Hour, Log: c.Log}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- linkerd.Serve(ctx, linkerd.ServeConfig{Listener: ln, Server: srv, GetCertificate: cert.GetCertificate,
+			ShutdownTimeout: c.ShutdownTimeout, Logger: c.Log, ServingAttrs: []any{"server_name", name}})
+		cancel()
+	}()
+	err = c.serveHTTPS(ctx, handler, trust)
+	cancel()
+	return errors.Join(err, <-done)
 }
 
 // serveHTTPS serves handler until ctx ends, then drains requests in flight.

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/internal/testpki"
+	"github.com/rotor-dev/rotor/issuer"
+	"github.com/rotor-dev/rotor/linkerd"
 	"github.com/rotor-dev/rotor/store"
 )
 
@@ -42,6 +45,14 @@ type Options struct {
 	// ClockSkew backdates NotBefore; zero means 20s, rotor-ca's default,
 	// so clients meet certificates whose NotBefore precedes issuance.
 	ClockSkew time.Duration
+	// StoreURL is the audit store (store.Open); "" means a SQLite file in
+	// a temporary directory.
+	StoreURL string
+	// Linkerd also serves Linkerd's identity API (LinkerdAddr), with the
+	// default suffix and audience, its TLS certificate for
+	// LinkerdServerName issued from the current issuer as rotor-ca serve
+	// does.
+	Linkerd bool
 }
 
 // Mode is how the test CA answers.
@@ -63,6 +74,9 @@ type CA struct {
 	// Issuer is the one the CA starts with; SetTrust swaps in others.
 	Issuer *rotor.Issuer
 	Server *httptest.Server
+	// LinkerdAddr and LinkerdServerName are where Linkerd's identity API
+	// listens and the name its certificate carries, with Options.Linkerd.
+	LinkerdAddr, LinkerdServerName string
 
 	trust *rotor.TrustHolder
 	store *store.Store
@@ -85,8 +99,10 @@ func New(t testing.TB, opt Options) *CA {
 	ctx := context.Background()
 	pki := testpki.New(t, testpki.Options{})
 	holder := rotor.NewTrustHolder(pki.Trust)
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "rotor.db"),
-		store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
+	if opt.StoreURL == "" {
+		opt.StoreURL = "sqlite://" + filepath.Join(t.TempDir(), "rotor.db")
+	}
+	st, err := store.Open(ctx, opt.StoreURL, store.Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +136,61 @@ func New(t testing.TB, opt Options) *CA {
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	c.Server, c.URL = ts, ts.URL
+	if opt.Linkerd {
+		c.serveLinkerd(t, ca)
+	}
 	return c
+}
+
+// serveLinkerd serves Linkerd's identity API from ca until the test ends.
+func (c *CA) serveLinkerd(t testing.TB, ca *rotor.CA) {
+	t.Helper()
+	settings := linkerd.Settings{Suffix: rotor.DefaultLinkerdSuffix, ServerIdentity: linkerd.DefaultServerIdentity}
+	name, err := settings.ServerName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := linkerd.New(linkerd.Config{CA: ca, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := &issuer.ServingCert{Names: []string{name}, Trust: c.trust, Lifetime: time.Hour, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- linkerd.Serve(ctx, linkerd.ServeConfig{Listener: ln, Server: srv, GetCertificate: cert.GetCertificate,
+			ShutdownTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Linkerd identity API: %v", err)
+		}
+	})
+	c.LinkerdAddr, c.LinkerdServerName = ln.Addr().String(), name
+}
+
+// Record reads the audit row of serial back from the store.
+func (c *CA) Record(t testing.TB, serial string) *rotor.Issuance {
+	t.Helper()
+	iss, err := c.store.Issuance(context.Background(), serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
+
+// StopStore closes the audit store: from then on every lookup and record
+// fails with EStoreUnavailable, as when the database is gone.
+func (c *CA) StopStore(t testing.TB) {
+	t.Helper()
+	if err := c.store.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Token creates a static token for id.
