@@ -95,6 +95,9 @@ type env struct {
 }
 
 type envConfig struct {
+	// tokenFresh is authn.ChainConfig.Fresh; zero reads tokens from the
+	// store on every request, so tests see a revocation at once.
+	tokenFresh  time.Duration
 	maxTTL      time.Duration
 	limiter     *rotor.Limiter
 	rand        io.Reader                   // the CA's randomness; nil: crypto/rand
@@ -152,15 +155,15 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	if cfg.logs != nil {
 		logger = slog.New(slog.NewJSONHandler(cfg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	chain := rotor.Authenticators{authn.NewMTLS(trust, e.store, trustDomain, time.Now), authn.NewStaticTokens(e.store, nil, nil)}
+	cc := authn.ChainConfig{MTLS: true, Trust: trust, Records: e.store, TrustDomain: trustDomain, Tokens: e.store,
+		Logger: logger, Fresh: cfg.tokenFresh}
 	if cfg.jwt != nil {
-		j, err := authn.NewJWT(authn.JWTConfig{JWKSFile: cfg.jwt.JWKSFile, Issuer: cfg.jwt.Issuer, Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append(chain, j)
+		cc.JWT = &authn.JWTConfig{JWKSFile: cfg.jwt.JWKSFile, Issuer: cfg.jwt.Issuer}
 	}
-	var err error
+	chain, _, err := authn.NewChain(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.ca, err = rotor.NewCA(rotor.CAConfig{
 		Policy: rotor.Policy{TrustDomain: trustDomain, DefaultTTL: 24 * time.Hour, MaxTTL: cfg.maxTTL,
 			ClockSkew: time.Minute, CRLURL: cfg.crlURL},

@@ -30,6 +30,10 @@ type ChainConfig struct {
 	TokenReview *TokenReviewConfig
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Fresh, if set, lets static tokens and mTLS lineage tokens be
+	// answered from memory for this long (TokenCache): a revoked token
+	// fails on every replica within it. Zero reads the store every time.
+	Fresh time.Duration
 }
 
 // NewChain builds the authenticators in the order a CA tries them, with
@@ -42,6 +46,15 @@ func NewChain(cfg ChainConfig) (rotor.Authenticators, []string, error) {
 		chain rotor.Authenticators
 		names []string
 	)
+	if cfg.Fresh > 0 {
+		if cfg.Tokens != nil {
+			cfg.Tokens = NewTokenCache(cfg.Tokens, cfg.Fresh, cfg.Now)
+		}
+		if cfg.Records != nil {
+			cfg.Records = cachedRecords{CertificateRecords: cfg.Records, fresh: cfg.Fresh, now: orNow(cfg.Now),
+				bySubject: newExpiring[string, rotor.StaticToken](tokenCacheSize)}
+		}
+	}
 	if len(cfg.AdminCA) > 0 {
 		if err := CheckAdminCA(cfg.AdminCA, cfg.Trust.Trust()); err != nil {
 			return nil, nil, err

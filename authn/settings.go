@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rotor-dev/rotor"
 )
@@ -24,6 +25,10 @@ type Settings struct {
 	// AdminClientCA is a PEM file of the CA whose client certificates are
 	// admins.
 	AdminClientCA string
+
+	// Fresh is ChainConfig.Fresh: not a flag of its own, rotor-ca serve
+	// gives it --deny-list-refresh, one bound for every take-back.
+	Fresh time.Duration
 }
 
 // RegisterFlags adds the settings to fs as flags writing to s.
@@ -72,7 +77,8 @@ type Records interface {
 // tokens and certificate records are looked up in records, client
 // certificates verified against trust for identities in trustDomain.
 func (s Settings) Chain(records Records, trust rotor.TrustSource, trustDomain string, log *slog.Logger) (rotor.Authenticators, []string, error) {
-	cc := ChainConfig{MTLS: s.MTLSRenewal, Trust: trust, Records: records, TrustDomain: trustDomain, Logger: log}
+	cc := ChainConfig{MTLS: s.MTLSRenewal, Trust: trust, Records: records, TrustDomain: trustDomain, Logger: log,
+		Fresh: s.Fresh}
 	if s.StaticTokens {
 		cc.Tokens = records
 	}

@@ -28,8 +28,9 @@ const (
 // StaticTokens accepts the static rotor_ tokens an operator created with
 // rotor.NewStaticToken or rotor.NewAdminToken. Only the token's SHA-256 is
 // stored and looked up, so no constant-time comparison is needed: an
-// attacker cannot steer the hash. Every request reads the token afresh, so
-// a token revoked on any replica fails on all of them at once.
+// attacker cannot steer the hash. Given a TokenCache as its store (as
+// NewChain does with ChainConfig.Fresh), a token revoked on any replica
+// fails on all of them within the cache's freshness.
 //
 // It is safe for concurrent use and honours ctx through the store.
 type StaticTokens struct {

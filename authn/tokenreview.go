@@ -77,7 +77,7 @@ type TokenReview struct {
 	url    string
 	client *http.Client
 	token  *tokenFile
-	cache  *reviewCache
+	cache  *expiring[[32]byte, rotor.Caller]
 }
 
 // NewTokenReview checks cfg and returns the authenticator. The CA file and
@@ -114,7 +114,7 @@ func NewTokenReview(cfg TokenReviewConfig) (*TokenReview, error) {
 	r := &TokenReview{cfg: cfg, client: client, token: tf,
 		url: strings.TrimSuffix(cfg.APIServer, "/") + "/apis/authentication.k8s.io/v1/tokenreviews"}
 	if cfg.CacheTTL > 0 {
-		r.cache = newReviewCache(cfg.CacheSize)
+		r.cache = newExpiring[[32]byte, rotor.Caller](cfg.CacheSize)
 	}
 	return r, nil
 }

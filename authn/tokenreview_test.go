@@ -152,7 +152,7 @@ func TestTokenReviewCache(t *testing.T) {
 
 func TestReviewCacheBounded(t *testing.T) {
 	t.Parallel()
-	c := newReviewCache(2)
+	c := newExpiring[[32]byte, rotor.Caller](2)
 	caller := rotor.Caller{Identity: shopWeb, Authenticator: NameTokenReview, Subject: webUser}
 	for i := range 5 {
 		c.put([32]byte{byte(i)}, caller, t0.Add(time.Minute), t0)

@@ -78,7 +78,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.IntVar(&c.MaxInFlight, "max-in-flight", 0, "issuances checked, signed and committed at once; beyond, 503 with Retry-After at once (default: 8 per signature the signer makes at once, at least 64)")
 	f.IntVar(&c.Refusals.Rows, "refusal-budget", rotor.DefaultRefusalBudget.Rows, "refusal rows per unauthenticated remote host and --refusal-interval; past it one summary row per interval; 0 for no bound")
 	f.DurationVar(&c.Refusals.Interval, "refusal-interval", rotor.DefaultRefusalBudget.Interval, "interval of --refusal-budget")
-	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store: an identity denied on another replica is refused here within this")
+	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store, and how long a token lookup is trusted: an identity denied or a token revoked on another replica is refused here within this")
 	f.StringVar(&c.CheckpointKey, "checkpoint-key", "", "signer key of the audit checkpoints (default: <data-dir>/audit-checkpoint.key if it exists; development mode makes one)")
 	f.DurationVar(&c.CheckpointEvery, "checkpoint-interval", time.Minute, "how often the audit chain's head is signed when it has grown; 0: only on POST /v1/audit/checkpoint")
 	f.DurationVar(&c.RenewalRetryAfter, "renewal-info-retry-after", rotor.DefaultRenewalRetryAfter, "Retry-After of GET /v1/renewal-info: how long holders wait before asking again (less when the window opens sooner); at least 30s")
@@ -303,6 +303,7 @@ func (c *serveConfig) loader(f *cli.FlagSet, reg *prometheus.Registry) (*issuer.
 func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rotor.Denylist, cps *checkpoint.Checkpointer,
 	reg *prometheus.Registry) (*rotor.CA, http.Handler, error) {
 	log := c.Log
+	c.Authn.Fresh = c.DenyRefresh
 	chain, names, err := c.Authn.Chain(st, trust, c.Policy.TrustDomain, log)
 	if err != nil {
 		return nil, nil, cli.Usagef("%v", err)

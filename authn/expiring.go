@@ -6,50 +6,50 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/rotor-dev/rotor"
 )
 
-// reviewCache remembers accepted tokens, by SHA-256, until an expiry. It
-// never remembers refusals: a refused token may be one the API server has not
-// seen yet. A nil *reviewCache remembers nothing.
-type reviewCache struct {
+// expiring remembers values, by key, until an expiry: accepted tokens'
+// callers for TokenReview, token records for the static tokens. It never
+// remembers refusals: a refused token may be one the API server or the
+// store has not seen yet. A nil *expiring remembers nothing.
+type expiring[K comparable, V any] struct {
 	max int
 
 	mu sync.Mutex
-	m  map[[32]byte]reviewEntry
+	m  map[K]expiringEntry[V]
 }
 
-type reviewEntry struct {
-	caller  rotor.Caller
+type expiringEntry[V any] struct {
+	v       V
 	expires time.Time
 }
 
-func newReviewCache(max int) *reviewCache {
-	return &reviewCache{max: max, m: make(map[[32]byte]reviewEntry)}
+func newExpiring[K comparable, V any](max int) *expiring[K, V] {
+	return &expiring[K, V]{max: max, m: make(map[K]expiringEntry[V])}
 }
 
-func (c *reviewCache) get(key [32]byte, now time.Time) (rotor.Caller, bool) {
+func (c *expiring[K, V]) get(key K, now time.Time) (V, bool) {
+	var zero V
 	if c == nil {
-		return rotor.Caller{}, false
+		return zero, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
 	if !ok {
-		return rotor.Caller{}, false
+		return zero, false
 	}
 	if !now.Before(e.expires) {
 		delete(c.m, key)
-		return rotor.Caller{}, false
+		return zero, false
 	}
-	return e.caller, true
+	return e.v, true
 }
 
-// put remembers caller until expires. When full it drops expired entries,
-// then arbitrary ones: the cache only saves round trips, so losing an entry
-// costs one more review, never a wrong answer.
-func (c *reviewCache) put(key [32]byte, caller rotor.Caller, expires, now time.Time) {
+// put remembers v until expires. When full it drops expired entries, then
+// arbitrary ones: the cache only saves round trips, so losing an entry
+// costs one more lookup, never a wrong answer.
+func (c *expiring[K, V]) put(key K, v V, expires, now time.Time) {
 	if c == nil || !now.Before(expires) {
 		return
 	}
@@ -68,7 +68,7 @@ func (c *reviewCache) put(key [32]byte, caller rotor.Caller, expires, now time.T
 			delete(c.m, k)
 		}
 	}
-	c.m[key] = reviewEntry{caller: caller, expires: expires}
+	c.m[key] = expiringEntry[V]{v: v, expires: expires}
 }
 
 // cacheUntil shortens a cache expiry to the token's own exp when the token
