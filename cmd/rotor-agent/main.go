@@ -34,12 +34,13 @@ on disk), writes DIR/cert.pem (leaf then chain), DIR/key.pem (0600) and
 DIR/bundle.pem atomically, renews before expiry, and runs --exec or sends
 --signal after each new certificate. Every flag has an environment twin:
 --ca-url is also ROTOR_CA_URL (prefer ROTOR_TOKEN to --token, which ps shows).
+"rotor-agent --version" prints the build: module version, VCS revision, Go version.
 
 Flags:
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // envPrefix starts every setting's environment variable.
@@ -75,7 +76,11 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	o.logging.Register(fs)
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if cli.IsVersion(args) {
+		cli.PrintVersion(stdout, "rotor-agent")
+		return 0
+	}
 	fs := cli.NewFlagSet("rotor-agent", envPrefix, stderr)
 	var (
 		cfg agent.Config
