@@ -88,7 +88,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand, metrics: newMetrics(),
+	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand,
 		hook: hook{command: cfg.Exec, env: cfg.ExecEnv, timeout: cfg.ExecTimeout, signal: cfg.Signal,
 			pidFile: cfg.PIDFile}}
 	if a.log == nil {
@@ -97,6 +97,7 @@ func New(cfg Config) (*Agent, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.metrics = newMetrics(a.now)
 	if a.rand == nil {
 		a.rand = rand.Float64
 	}

@@ -76,7 +76,7 @@ func (a *Agent) checkRenewalInfo(ctx context.Context) {
 		return
 	}
 	a.cur.renewAt, a.cur.advised = w.RenewAt(now, a.rand()), true
-	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+	a.metrics.cert.renewal(a.cur.renewAt)
 	a.log.Info("The CA suggests renewing now", rotor.LogEvent, EventRenewalSuggested, "serial", serial,
 		"window_start", w.Start, "window_end", w.End, "renew_at", a.cur.renewAt)
 }

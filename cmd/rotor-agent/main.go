@@ -72,7 +72,7 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.DurationVar(&c.OnceTimeout, "once-timeout", agent.DefaultOnceTimeout, "with --once, how long to retry while the CA cannot be reached or is unavailable, or the write fails; a refusal ends the run at once")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
 	fs.DurationVar(&c.RenewalInfoInterval, "renewal-info-interval", agent.DefaultRenewalInfoInterval, "how often to ask the CA's renewal info about the certificate (sooner if its Retry-After says so, not under 30s unless this is shorter); when its window opens early (revoked, issuer rotated) the agent renews within it, by token; 0: never ask")
-	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
+	fs.StringVar(&o.listen, "listen", "", "address for /livez (200 while the process runs: liveness), /readyz (200 while a valid certificate is on disk: readiness; /healthz is its old name) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
 	o.logging.Register(fs)
 }
 
@@ -159,7 +159,7 @@ func environWithout(environ []string, names ...string) []string {
 	return out
 }
 
-// serve starts the health and metrics server and returns its shutdown.
+// serve starts the probe and metrics server and returns its shutdown.
 func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -171,7 +171,7 @@ func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 			log.Error("Health and metrics server stopped", "error", err)
 		}
 	}()
-	log.Info("Serving /healthz and /metrics", rotor.LogEvent, agent.EventListening, "listen", ln.Addr().String())
+	log.Info("Serving /livez, /readyz, /healthz and /metrics", rotor.LogEvent, agent.EventListening, "listen", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
