@@ -38,7 +38,7 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	s.metrics.issued()
+	s.metrics.issued(iss.Authenticator)
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
 	if wantsPEM(r.Header.Values("Accept")) {
 		// For curl and openssl users: the body is cert.pem, leaf then chain.

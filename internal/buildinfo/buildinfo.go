@@ -68,7 +68,7 @@ func (i Info) Collector() prometheus.Collector {
 		revision += "-modified"
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_build_info",
-		Help: "Always 1; the labels say which build runs: module version, VCS revision (-modified: uncommitted changes), Go version.",
+		Help:        "Always 1; the labels say which build runs: module version, VCS revision (-modified: uncommitted changes), Go version.",
 		ConstLabels: prometheus.Labels{"version": i.Version, "revision": revision, "goversion": i.GoVersion}})
 	g.Set(1)
 	return g
