@@ -21,6 +21,7 @@ type Metrics struct {
 	registry     *prometheus.Registry
 	issuances    *prometheus.CounterVec
 	refusals     *prometheus.CounterVec
+	abandoned    prometheus.Counter
 	httpDuration *prometheus.HistogramVec
 }
 
@@ -40,10 +41,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			[]string{"authenticator"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_refusals_total",
 			Help: "Issuance requests refused, by error code."}, []string{"reason"}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_issuance_requests_abandoned_total",
+			Help: "Issuance requests whose client hung up before the answer (not counted in rotor_refusals_total)."}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rotor_http_request_duration_seconds",
 			Help: "HTTP request duration by route pattern and status code.", Buckets: fast}, []string{"route", "code"}),
 	}
-	m.registry.MustRegister(m.issuances, m.refusals, m.httpDuration,
+	m.registry.MustRegister(m.issuances, m.refusals, m.abandoned, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason exists from the start at zero, so rate() and alerts work
 	// before the first refusal of a kind.

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +31,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // time runs one store call and records it. A not-found answer is the store
-// working, so only other errors count as failures.
+// working, and a caller that hung up (context.Canceled) left before it
+// answered, so only other errors count as failures.
 func (m *metrics) time(op string, call func() error) error {
 	if m == nil {
 		return call()
@@ -37,7 +40,7 @@ func (m *metrics) time(op string, call func() error) error {
 	start := time.Now()
 	err := call()
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && rotor.ErrorCodeOf(err) != rotor.ENotFound {
+	if err != nil && rotor.ErrorCodeOf(err) != rotor.ENotFound && !errors.Is(err, context.Canceled) {
 		m.errors.WithLabelValues(op).Inc()
 	}
 	return err
