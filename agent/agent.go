@@ -37,7 +37,7 @@ const (
 	// EventRecovered: after EventExpired, a valid certificate is on disk
 	// again. Attributes: serial, not_after, expired_for.
 	EventRecovered = "certificate.recovered"
-	// EventListening: /healthz and /metrics are served. Attributes:
+	// EventListening: /livez, /readyz, /healthz and /metrics are served. Attributes:
 	// listen, the bound address.
 	EventListening = "agent.listening"
 )

@@ -27,6 +27,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Store calls that failed, by operation."}, []string{"op"}),
 	}
 	reg.MustRegister(m.duration, m.errors)
+	// The operations every issuance goes through exist from the start at
+	// zero, so rate() and the store alert work before the first failure.
+	for _, op := range []string{"lookup_token", "record_issuance", "record_refusal"} {
+		m.errors.WithLabelValues(op)
+	}
 	return m
 }
 
