@@ -96,13 +96,7 @@ func ruleExprs(t *testing.T) []string {
 			Rules []struct{ Expr string } `yaml:"rules"`
 		} `yaml:"groups"`
 	}
-	b, err := os.ReadFile(rulesFile)
-	if err == nil {
-		err = yaml.Unmarshal(b, &f)
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
-	}
+	decodeFile(t, rulesFile, yaml.Unmarshal, &f)
 	var out []string
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
@@ -121,13 +115,7 @@ func dashboardExprs(t *testing.T) []string {
 			Targets []struct{ Expr string }
 		}
 	}
-	b, err := os.ReadFile(dashboardFile)
-	if err == nil {
-		err = json.Unmarshal(b, &d)
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
-	}
+	decodeFile(t, dashboardFile, json.Unmarshal, &d)
 	var out []string
 	for _, p := range d.Panels {
 		if len(p.Targets) == 0 {
@@ -138,6 +126,19 @@ func dashboardExprs(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// decodeFile reads file into v with unmarshal (YAML or JSON), failing
+// the test if it cannot.
+func decodeFile(t *testing.T, file string, unmarshal func([]byte, any) error, v any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err == nil {
+		err = unmarshal(b, v)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
 }
 
 // TestJSONLogDurations: with --log-format json both binaries write

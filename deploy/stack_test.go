@@ -43,10 +43,11 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.roots = x509.NewCertPool()
-	for _, r := range roots {
-		s.roots.AddCert(r)
+	bundle, err := rotor.NewBundle(roots)
+	if err != nil {
+		t.Fatal(err)
 	}
+	s.roots = bundle.Pool()
 	token, err := exec.Command(filepath.Join(cat.bin, "rotor-ca"), "token", "create", "--data-dir", data,
 		"--namespace", "default", "--service-account", "webapp").Output()
 	if err != nil {
