@@ -40,7 +40,7 @@ const (
 	// EventHookRan: the --exec command ran and printed something.
 	// Attributes: serial, output (the first 4 KiB).
 	EventHookRan = "hook.ran"
-	// EventListening: /healthz and /metrics are served. Attributes:
+	// EventListening: /livez, /readyz, /healthz and /metrics are served. Attributes:
 	// listen, the bound address.
 	EventListening = "agent.listening"
 )
@@ -92,7 +92,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand, metrics: newMetrics(),
+	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand,
 		hook: hook{command: cfg.Exec, env: cfg.ExecEnv, timeout: cfg.ExecTimeout, signal: cfg.Signal,
 			pidFile: cfg.PIDFile}}
 	if a.log == nil {
@@ -101,6 +101,7 @@ func New(cfg Config) (*Agent, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.metrics = newMetrics(a.now)
 	if a.rand == nil {
 		a.rand = rand.Float64
 	}

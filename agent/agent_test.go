@@ -95,13 +95,33 @@ func get(a *agent.Agent, path string) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-// metric reads one sample from /metrics, 0 if absent.
+// checkProbes checks the agent's probes: /livez always 200 (a CA outage
+// must not get the agent restarted), /readyz and its old name /healthz 200
+// only with a valid certificate on disk, else 503.
+func checkProbes(t *testing.T, a *agent.Agent, when string, valid bool) {
+	t.Helper()
+	want := map[bool]int{true: http.StatusOK, false: http.StatusServiceUnavailable}[valid]
+	for path, want := range map[string]int{"/livez": http.StatusOK, "/readyz": want, "/healthz": want} {
+		if code, _ := get(a, path); code != want {
+			t.Errorf("%s %s = %d, want %d", path, when, code, want)
+		}
+	}
+}
+
+// metric reads one sample from /metrics, 0 if absent. A series named
+// without labels matches the name with any labels (the certificate series
+// carry the identity's).
 func metric(t *testing.T, a *agent.Agent, series string) float64 {
 	t.Helper()
 	_, body := get(a, "/metrics")
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+		line := sc.Text()
+		if name, labels, ok := strings.Cut(line, "{"); ok && !strings.Contains(series, "{") && name == series {
+			_, line, _ = strings.Cut(labels, "} ")
+			line = series + " " + line
+		}
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("metric %s: %v", series, err)
@@ -110,6 +130,14 @@ func metric(t *testing.T, a *agent.Agent, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// ready reads rotor_agent_certificate_ready_status for one condition of
+// webapp's certificate, or of no identity yet (id zero).
+func ready(t *testing.T, a *agent.Agent, id rotor.Identity, condition string) float64 {
+	t.Helper()
+	return metric(t, a, `rotor_agent_certificate_ready_status{condition="`+condition+`",namespace="`+
+		id.Namespace+`",service_account="`+id.ServiceAccount+`"}`)
 }
 
 // failures reads rotor_agent_failures_total for one cause.

@@ -74,8 +74,7 @@ func (a *Agent) loadDisk() {
 	} else {
 		a.cur.renewAt = NextRenewal(leaf, issuedAt, time.Time{}, a.cfg.RenewBefore, a.rand())
 	}
-	a.metrics.expiry.Set(float64(leaf.NotAfter.Unix()))
-	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+	a.metrics.cert.certificate(id, leaf, a.cur.renewAt)
 	a.publish()
 }
 

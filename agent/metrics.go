@@ -12,14 +12,14 @@ import (
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
+	"github.com/rotor-dev/rotor/internal/buildinfo"
 )
 
 // metrics are the agent's own Prometheus registry: no global state, and no
 // Go runtime series beyond what is registered here.
 type metrics struct {
 	registry *prometheus.Registry
-	expiry   prometheus.Gauge
-	renewAt  prometheus.Gauge
+	cert     *certCollector
 	renewals prometheus.Counter
 	failures *prometheus.CounterVec
 	// renewalInfoPolls counts the CA's answers to renewal-info polls,
@@ -28,13 +28,10 @@ type metrics struct {
 	renewalInfoFailures *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(now func() time.Time) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
-		expiry: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_agent_certificate_expiry_timestamp_seconds",
-			Help: "NotAfter of the certificate on disk, Unix seconds."}),
-		renewAt: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_agent_certificate_renewal_timestamp_seconds",
-			Help: "When the agent plans to renew the certificate on disk, Unix seconds."}),
+		cert:     &certCollector{now: now},
 		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_agent_renewals_total",
 			Help: "New certificates written to disk."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_failures_total",
@@ -44,8 +41,8 @@ func newMetrics() *metrics {
 		renewalInfoFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_agent_renewal_info_failures_total",
 			Help: "Renewal-info polls that failed, by Rotor error code; the renewal schedule is left as it was."}, []string{"cause"}),
 	}
-	m.registry.MustRegister(m.expiry, m.renewAt, m.renewals, m.failures, m.renewalInfoPolls, m.renewalInfoFailures,
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(m.cert, m.renewals, m.failures, m.renewalInfoPolls, m.renewalInfoFailures,
+		buildinfo.Read().Collector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every cause exists from the start at zero, so rate() and alerts work
 	// before the first failure of a kind.
 	for _, c := range rotor.ErrorCodes {
@@ -59,7 +56,10 @@ func newMetrics() *metrics {
 }
 
 // failed counts err under its cause.
-func (m *metrics) failed(err error) { m.failures.WithLabelValues(causeOf(err)).Inc() }
+func (m *metrics) failed(err error) {
+	m.failures.WithLabelValues(causeOf(err)).Inc()
+	m.cert.attemptFailed()
+}
 
 // renewalInfoFailed counts a failed renewal-info poll under its cause.
 func (m *metrics) renewalInfoFailed(err error) {
@@ -92,24 +92,40 @@ func causeOf(err error) string {
 	return string(rotor.ErrorCodeOf(err))
 }
 
-// Handler serves /healthz and /metrics. /healthz answers 200 only while
-// the files on disk form a key pair whose certificate is valid now, read
-// from disk on each request so it reports what the workload would load.
+// Handler serves /livez, /readyz, /healthz and /metrics. /livez answers
+// 200 while the process serves at all: a liveness probe on it never
+// restarts an agent for a CA outage, which a restart cannot fix. /readyz
+// answers 200 only while the files on disk form a key pair whose
+// certificate is valid now, read from disk on each request so it reports
+// what the workload would load; /healthz is /readyz under its old name.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		left, err := a.validOnDisk()
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("no valid certificate: " + err.Error() + "\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ok: certificate valid for " + left.Round(time.Second).String() + "\n"))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		plain(w)
+		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /readyz", a.serveReady)
+	mux.HandleFunc("GET /healthz", a.serveReady)
 	return mux
+}
+
+// plain sets the headers of a probe's answer: text, never cached.
+func plain(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+// serveReady answers whether a valid certificate is on disk now.
+func (a *Agent) serveReady(w http.ResponseWriter, _ *http.Request) {
+	plain(w)
+	left, err := a.validOnDisk()
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("no valid certificate: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok: certificate valid for " + left.Round(time.Second).String() + "\n"))
 }
 
 // validOnDisk checks the files on disk now and returns the time left.

@@ -174,8 +174,7 @@ func (a *Agent) write(p *issuedPair) error {
 		trustDomain: p.trustDomain, issuedAt: p.issuedAt, renewAt: p.renewAt}
 	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval) // a certificate just issued has nothing to ask yet
 	a.metrics.renewals.Inc()
-	a.metrics.expiry.Set(float64(p.issued.NotAfter.Unix()))
-	a.metrics.renewAt.Set(float64(p.renewAt.Unix()))
+	a.metrics.cert.certificate(p.identity, p.issued.Leaf, p.renewAt)
 	a.log.Info("Certificate will expire in "+p.issued.NotAfter.Sub(now).Round(time.Second).String(),
 		rotor.LogEvent, EventWritten, "identity", p.identity.String(), "serial", p.issued.Serial,
 		"not_after", p.issued.NotAfter, "renew_at", p.renewAt, "out_dir", a.cfg.OutDir)

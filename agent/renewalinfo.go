@@ -87,7 +87,7 @@ func (a *Agent) checkRenewalInfo(ctx context.Context) {
 		return
 	}
 	a.cur.renewAt, a.cur.advised = w.RenewAt(now, a.rand()), true
-	a.metrics.renewAt.Set(float64(a.cur.renewAt.Unix()))
+	a.metrics.cert.renewal(a.cur.renewAt)
 	a.log.Info("The CA suggests renewing now", rotor.LogEvent, EventRenewalSuggested, "serial", serial,
 		"window_start", w.Start, "window_end", w.End, "renew_at", a.cur.renewAt)
 }
@@ -117,7 +117,7 @@ func (a *Agent) bundleChanged(ctx context.Context, serial string) bool {
 	now := a.now()
 	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval)
 	a.cur.renewAt = now // by mTLS if the CA still takes the certificate, else by token
-	a.metrics.renewAt.Set(float64(now.Unix()))
+	a.metrics.cert.renewal(now)
 	a.log.Info("The CA's trust bundle changed: renewing now to put it in place", rotor.LogEvent, EventBundleChanged,
 		"serial", serial, "old", a.bundle.Fingerprint, "new", b.Fingerprint, "roots", len(b.Roots))
 	return true

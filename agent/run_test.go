@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,15 +25,17 @@ func TestOnceIssuesThenReuses(t *testing.T) {
 	cfg.Once = true
 	hooks := hookLog(t, &cfg)
 	a := newAgent(t, cfg)
-	if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
-		t.Errorf("healthz before any certificate = %d, want 503", code)
+	checkProbes(t, a, "before any certificate", false)
+	if ready(t, a, rotor.Identity{}, "Unknown") != 1 || ready(t, a, rotor.Identity{}, "True") != 0 {
+		t.Errorf("ready_status before any attempt is not Unknown")
 	}
 	if err := a.Run(context.Background()); err != nil {
 		t.Fatalf("first --once: %v", err)
 	}
 	first, _ := onDisk(t, cfg.OutDir)
-	if code, _ := get(a, "/healthz"); code != http.StatusOK {
-		t.Errorf("healthz with a certificate = %d, want 200", code)
+	checkProbes(t, a, "with a certificate", true)
+	if ready(t, a, webapp, "True") != 1 || ready(t, a, webapp, "Unknown") != 0 {
+		t.Errorf("ready_status with a valid certificate is not True for %s", webapp)
 	}
 	if got := lines(t, hooks); len(got) != 1 || got[0] != first.Leaf.SerialNumber.Text(16) {
 		t.Errorf("hook ran for %v, want once for %x", got, first.Leaf.SerialNumber)
@@ -101,7 +102,7 @@ func TestRotates(t *testing.T) {
 	if n := metric(t, a, "rotor_agent_renewals_total"); int(n) != len(iss) {
 		t.Errorf("renewals_total %v, want %d", n, len(iss))
 	}
-	if exp := metric(t, a, "rotor_agent_certificate_expiry_timestamp_seconds"); int64(exp) != cert.Leaf.NotAfter.Unix() {
+	if exp := metric(t, a, `rotor_agent_certificate_expiration_timestamp_seconds{namespace="default",service_account="webapp"}`); int64(exp) != cert.Leaf.NotAfter.Unix() {
 		t.Errorf("expiry metric %v, want %d", exp, cert.Leaf.NotAfter.Unix())
 	}
 }
@@ -145,8 +146,9 @@ func TestOutage(t *testing.T) {
 				return time.Now().After(before.Leaf.NotAfter) && failures(t, a, tt.cause) >= 2
 			})
 			checkExpiryLogged(t, logs, before.Leaf.NotAfter)
-			if code, _ := get(a, "/healthz"); code != http.StatusServiceUnavailable {
-				t.Errorf("healthz with an expired certificate = %d, want 503", code)
+			checkProbes(t, a, "with an expired certificate", false)
+			if ready(t, a, webapp, "False") != 1 || ready(t, a, webapp, "True") != 0 {
+				t.Errorf("ready_status with an expired certificate is not False")
 			}
 			ca.SetMode(catest.Up)
 			eventually(t, "a renewal after the outage", func() bool { return len(ca.Issuances()) >= 2 })
@@ -157,9 +159,7 @@ func TestOutage(t *testing.T) {
 				cert, _ := onDisk(t, cfg.OutDir)
 				return !cert.Leaf.Equal(before.Leaf)
 			})
-			if code, _ := get(a, "/healthz"); code != http.StatusOK {
-				t.Errorf("healthz after recovery = %d, want 200", code)
-			}
+			checkProbes(t, a, "after recovery", true)
 			checkRecoveryLogged(t, logs)
 		})
 	}
@@ -242,6 +242,9 @@ func TestOnceFails(t *testing.T) {
 			}
 			if !tt.retried && (n != 1 || took > cfg.OnceTimeout/2) {
 				t.Errorf("%v failures with cause %s in %v, want one and no retry", n, tt.wantCause, took)
+			}
+			if ready(t, a, rotor.Identity{}, "False") != 1 {
+				t.Errorf("ready_status after a failed first attempt is not False")
 			}
 			if _, _, rerr := client.ReadFiles(cfg.OutDir); rerr == nil {
 				t.Error("a failed --once left files behind")

@@ -38,7 +38,7 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	s.metrics.issued()
+	s.metrics.issued(iss.Authenticator)
 	w.Header().Set("Location", "/v1/certificates/"+iss.Serial)
 	if wantsPEM(r.Header.Values("Accept")) {
 		// For curl and openssl users: the body is cert.pem, leaf then chain.
@@ -55,8 +55,14 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 // refuse counts and answers a refusal the CA has recorded. A body the
 // request may still have is not read: the connection closes right after
 // the answer, so a refused client cannot make the server wait to drain it.
+// A client that hung up is counted apart: its store-unavailable or
+// signer-unavailable is its own doing, and must not look like an outage.
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	s.metrics.refused(rotor.ErrorCodeOf(err))
+	if clientGone(r) {
+		s.metrics.abandoned.Inc()
+	} else {
+		s.metrics.refused(rotor.ErrorCodeOf(err))
+	}
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 		defer func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }()

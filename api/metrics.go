@@ -19,8 +19,9 @@ import (
 // register their own series on the same registry. Safe for concurrent use.
 type Metrics struct {
 	registry     *prometheus.Registry
-	issuances    prometheus.Counter
+	issuances    *prometheus.CounterVec
 	refusals     *prometheus.CounterVec
+	abandoned    prometheus.Counter
 	httpDuration *prometheus.HistogramVec
 }
 
@@ -35,14 +36,17 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	fast := prometheus.ExponentialBuckets(0.0001, 2.5, 12) // 100us .. ~6s
 	m := &Metrics{
 		registry: reg,
-		issuances: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_issuances_total",
-			Help: "Certificates issued and answered with 201."}),
+		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_issuances_total",
+			Help: "Certificates issued and answered with 201, by the authenticator that admitted the caller (token, mtls, jwt, tokenreview)."},
+			[]string{"authenticator"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_refusals_total",
 			Help: "Issuance requests refused, by error code."}, []string{"reason"}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{Name: "rotor_issuance_requests_abandoned_total",
+			Help: "Issuance requests whose client hung up before the answer (not counted in rotor_refusals_total)."}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rotor_http_request_duration_seconds",
 			Help: "HTTP request duration by route pattern and status code.", Buckets: fast}, []string{"route", "code"}),
 	}
-	m.registry.MustRegister(m.issuances, m.refusals, m.httpDuration,
+	m.registry.MustRegister(m.issuances, m.refusals, m.abandoned, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason exists from the start at zero, so rate() and alerts work
 	// before the first refusal of a kind.
@@ -68,8 +72,10 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 	m.httpDuration.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
 }
 
-// issued counts one issuance answered 201.
-func (m *Metrics) issued() { m.issuances.Inc() }
+// issued counts one issuance answered 201 under the caller's
+// authenticator: a fleet that stops renewing over mTLS and falls back to
+// tokens shows here.
+func (m *Metrics) issued(authenticator string) { m.issuances.WithLabelValues(authenticator).Inc() }
 
 // refused counts one refused issuance request by its code.
 func (m *Metrics) refused(code rotor.ErrorCode) { m.refusals.WithLabelValues(string(code)).Inc() }

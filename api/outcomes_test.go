@@ -101,7 +101,7 @@ func TestMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"rotor_issuances_total", nil, 1},
+		{"rotor_issuances_total", map[string]string{"authenticator": "token"}, 1},
 		{"rotor_refusals_total", map[string]string{"reason": "bad-csr"}, 1},
 		{"rotor_refusals_total", map[string]string{"reason": "unauthenticated"}, 0},
 		{"rotor_http_request_duration_seconds", map[string]string{"route": "/v1/certificates", "code": "201"}, 1},

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -39,6 +41,13 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	prob := rotor.Problem{Type: code.ProblemType(), Title: code.Title(), Status: status,
 		Detail: rotor.ErrorMessageOf(err), Instance: newInstance()}
 	switch {
+	case clientGone(r):
+		// Whatever failed, failed because the caller left (a store commit
+		// or a signature given up with its context): nobody reads this
+		// answer, and nothing is down.
+		p.log.LogAttrs(r.Context(), slog.LevelDebug, "client hung up before the answer",
+			slog.String(rotor.LogEvent, EventAbandoned), slog.String("code", string(code)),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	case status >= 500:
 		// The cause (a driver error, a panic value) is for operators only;
 		// the instance ties the generic answer to this log line.
@@ -61,6 +70,10 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(prob)
 }
+
+// clientGone reports whether r's client hung up (its context was
+// cancelled), as opposed to the server's own deadline passing.
+func clientGone(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }
 
 // retryAfter is the wait to send with err: its own (a limiter's next
 // token) if it has one, else its code's.

@@ -138,6 +138,12 @@ func New(cfg Config) (http.Handler, error) {
 // Attributes: method, path, status, duration, remote_addr.
 const EventRequest = "http.request"
 
+// EventAbandoned is logged (rotor.LogEvent) at DEBUG when a request fails
+// because its client hung up: the caller's doing, not an outage, so it
+// is neither an ERROR nor a refusal counted by reason. Attributes: code,
+// method, path.
+const EventAbandoned = "request.abandoned"
+
 // observe times each request for the metrics and logs it at DEBUG: method,
 // path, status and duration, never a header (Authorization holds tokens).
 func (s *server) observe(next http.Handler) http.Handler {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -57,7 +58,7 @@ func TestKubernetesCA(t *testing.T) {
 	}
 	for _, p := range svc.Spec.Ports {
 		name, ok := p.TargetPort.(string)
-		if ok && !slices.Contains(caC.Ports, port{Name: name}) {
+		if ok && !slices.ContainsFunc(caC.Ports, func(p port) bool { return p.Name == name }) {
 			t.Errorf("Service rotor-ca targets port %q, which the container does not name", name)
 		}
 	}
@@ -87,7 +88,7 @@ func TestKubernetesCA(t *testing.T) {
 // the CA checks, reaching the CA by a name its serving certificate
 // carries, and shares an emptyDir with the service that uses the files.
 func TestKubernetesExample(t *testing.T) {
-	_, _, caPods, pods := kubeFixture(t)
+	_, example, caPods, pods := kubeFixture(t)
 	ca := runs(caPods, "rotor-ca serve")[0]
 	audience := ca.inv.flags["tokenreview-audience"]
 	tlsNames := strings.Split(ca.inv.flags["tls-names"], ",")
@@ -134,6 +135,8 @@ func TestKubernetesExample(t *testing.T) {
 			if !shared {
 				t.Errorf("no other container reads the agent's %s through the same volume", out)
 			}
+			checkAgentProbes(t, agent)
+			checkScrape(t, example, name, agent)
 		})
 	}
 }
@@ -146,4 +149,68 @@ func (pc *podContainer) volumeAt(p string) volume {
 		}
 	}
 	return volume{}
+}
+
+// checkAgentProbes: the sidecar's readiness (and startup) is its
+// certificate, /readyz; its liveness is the process, /livez, so a CA
+// outage never restarts it. Every probe reaches the --listen port.
+func checkAgentProbes(t *testing.T, agent *podContainer) {
+	t.Helper()
+	_, listenPort, _ := strings.Cut(agent.inv.flags["listen"], ":")
+	for _, p := range []struct {
+		kind, path string
+		probe      *probe
+	}{
+		{"startup", "/readyz", agent.StartupProbe},
+		{"readiness", "/readyz", agent.ReadinessProbe},
+		{"liveness", "/livez", agent.LivenessProbe},
+	} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("the agent has no %s probe", p.kind)
+			continue
+		}
+		if got := p.probe.HTTPGet.Path; got != p.path {
+			t.Errorf("the agent's %s probe asks %s, want %s", p.kind, got, p.path)
+		}
+		if got := agent.portNumber(p.probe.HTTPGet.Port); got != listenPort {
+			t.Errorf("the agent's %s probe reaches port %s, not --listen's %s", p.kind, got, listenPort)
+		}
+	}
+}
+
+// checkScrape: the Deployment's pods carry Prometheus's scrape annotations
+// for the agent's metrics port, which is its --listen port.
+func checkScrape(t *testing.T, b *bundle, name string, agent *podContainer) {
+	t.Helper()
+	o := b.find("Deployment", name)
+	if o == nil {
+		t.Fatalf("no Deployment %s", name)
+	}
+	ann := decode[deployment](t, o).Spec.Template.Metadata.Annotations
+	_, listenPort, _ := strings.Cut(agent.inv.flags["listen"], ":")
+	want := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": listenPort, "prometheus.io/path": "/metrics"}
+	for k, v := range want {
+		if ann[k] != v {
+			t.Errorf("pod annotation %s = %q, want %q", k, ann[k], v)
+		}
+	}
+	if agent.portNumber("metrics") != listenPort {
+		t.Errorf("the agent declares no port metrics on --listen's %s", listenPort)
+	}
+}
+
+// portNumber is a probe's or annotation's port as a number: itself, or
+// the container port of that name; "" if there is none.
+func (pc *podContainer) portNumber(p any) string {
+	switch v := p.(type) {
+	case int:
+		return strconv.Itoa(v)
+	case string:
+		for _, cp := range pc.Ports {
+			if cp.Name == v {
+				return strconv.Itoa(cp.ContainerPort)
+			}
+		}
+	}
+	return ""
 }

@@ -15,9 +15,10 @@ import (
 // The subset of Kubernetes objects the manifests use and the test reads.
 
 type meta struct {
-	Name      string            `yaml:"name"`
-	Namespace string            `yaml:"namespace"`
-	Labels    map[string]string `yaml:"labels"`
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type object struct {
@@ -61,15 +62,19 @@ type container struct {
 			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
-	Ports        []port `yaml:"ports"`
-	VolumeMounts []struct {
+	Ports          []port `yaml:"ports"`
+	StartupProbe   *probe `yaml:"startupProbe"`
+	ReadinessProbe *probe `yaml:"readinessProbe"`
+	LivenessProbe  *probe `yaml:"livenessProbe"`
+	VolumeMounts   []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
 	} `yaml:"volumeMounts"`
 }
 
 type port struct {
-	Name string `yaml:"name"`
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
 }
 
 type keyRef struct {
@@ -200,4 +205,12 @@ func decode[T any](t *testing.T, o *object) *T {
 		t.Fatalf("%s: %s %s: %v", o.file, o.Kind, o.Metadata.Name, err)
 	}
 	return v
+}
+
+// probe is an httpGet probe; Port is a number or a port's name.
+type probe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"`
+	} `yaml:"httpGet"`
 }

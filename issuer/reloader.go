@@ -56,9 +56,10 @@ type Reloader struct {
 	recordError string // fingerprint whose failure was logged
 	retired     []retired
 
-	reloads  *prometheus.CounterVec
-	notAfter prometheus.Gauge
-	roots    prometheus.Gauge
+	reloads     *prometheus.CounterVec
+	notAfter    prometheus.Gauge
+	roots       prometheus.Gauge
+	rootsExpiry *prometheus.GaugeVec
 }
 
 // retired is a replaced signer, closed by its timer unless Close comes
@@ -87,10 +88,13 @@ func NewReloader(ctx context.Context, cfg ReloaderConfig) (*Reloader, error) {
 	r := &Reloader{cfg: cfg, log: cfg.Loader.log(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rotor_trust_reloads_total",
 			Help: "Reloads of the issuer and trust bundle, by result: ok, unchanged or refused."}, []string{"result"}),
-		notAfter: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_issuer_not_after_seconds",
-			Help: "Expiry of the current issuing CA certificate, Unix time: alert well before it."}),
+		notAfter: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_issuer_expiration_timestamp_seconds",
+			Help: "Expiry (NotAfter) of the current issuing CA certificate, Unix seconds: alert well before it."}),
 		roots: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_bundle_roots",
 			Help: "Roots in the trust bundle served at /v1/bundle; more than one during a root rotation."}),
+		rootsExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "rotor_root_expiration_timestamp_seconds",
+			Help: "Expiry (NotAfter) of each root in the trust bundle served, Unix seconds, by the root's SHA-256 and subject."},
+			[]string{"root_fingerprint", "subject"}),
 	}
 	if cfg.Log != nil {
 		r.log = cfg.Log
@@ -104,7 +108,7 @@ func NewReloader(ctx context.Context, cfg ReloaderConfig) (*Reloader, error) {
 	}
 	r.cur.Store(cur)
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(r.reloads, r.notAfter, r.roots)
+		cfg.Registerer.MustRegister(r.reloads, r.notAfter, r.roots, r.rootsExpiry)
 	}
 	for _, res := range []string{"ok", "unchanged", "refused"} {
 		r.reloads.WithLabelValues(res)
@@ -121,10 +125,17 @@ func (r *Reloader) Trust() *rotor.Trust { return r.cur.Load().Trust }
 // rotation is the one checked.
 func (r *Reloader) CheckSigner(ctx context.Context) error { return r.cur.Load().Key.Check(ctx) }
 
+// observe sets the trust series to what is serving now. The root series
+// start afresh, so a root taken out of the bundle stops being reported
+// (and stops firing its expiry alert).
 func (r *Reloader) observe() {
 	t := r.Trust()
 	r.notAfter.Set(float64(t.Issuer.Certificate.NotAfter.Unix()))
 	r.roots.Set(float64(len(t.Bundle.Roots)))
+	r.rootsExpiry.Reset()
+	for _, root := range t.Bundle.Roots {
+		r.rootsExpiry.WithLabelValues(rotor.Fingerprint(root.Raw), root.Subject.String()).Set(float64(root.NotAfter.Unix()))
+	}
 }
 
 // Run reloads on each signal from hup and, every Interval, when the files

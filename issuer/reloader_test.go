@@ -159,6 +159,7 @@ func TestReload(t *testing.T) {
 			if got := testutil.ToFloat64(r.roots); got != float64(tt.roots) {
 				t.Errorf("rotor_bundle_roots = %v, want %v", got, tt.roots)
 			}
+			checkTrustSeries(t, r)
 		})
 	}
 	cancel()
@@ -275,4 +276,23 @@ func read(t testing.TB, dir, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// checkTrustSeries checks the expiry series against the trust serving:
+// the issuer's, and one per root in the bundle, none for a root gone.
+func checkTrustSeries(t *testing.T, r *Reloader) {
+	t.Helper()
+	trust := r.Trust()
+	if got, want := testutil.ToFloat64(r.notAfter), float64(trust.Issuer.Certificate.NotAfter.Unix()); got != want {
+		t.Errorf("rotor_issuer_expiration_timestamp_seconds = %v, want %v", got, want)
+	}
+	if got := testutil.CollectAndCount(r.rootsExpiry); got != len(trust.Bundle.Roots) {
+		t.Errorf("%d rotor_root_expiration_timestamp_seconds series, want one per root (%d)", got, len(trust.Bundle.Roots))
+	}
+	for _, root := range trust.Bundle.Roots {
+		g := r.rootsExpiry.WithLabelValues(rotor.Fingerprint(root.Raw), root.Subject.String())
+		if got := testutil.ToFloat64(g); got != float64(root.NotAfter.Unix()) {
+			t.Errorf("root %s expiry series = %v, want %v", root.Subject, got, root.NotAfter.Unix())
+		}
+	}
 }

@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"crypto"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +45,9 @@ func (i instrumented) Sign(ctx context.Context, digest []byte, opts crypto.Signe
 	start := time.Now()
 	sig, err := i.Key.Sign(ctx, digest, opts)
 	i.m.duration.Observe(time.Since(start).Seconds())
-	if err != nil {
+	// A caller that hung up says nothing about the backend (Monitored
+	// does not count it either); a timeout does.
+	if err != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		i.m.errors.Inc()
 	}
 	return sig, err

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,11 +27,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Store calls that failed, by operation."}, []string{"op"}),
 	}
 	reg.MustRegister(m.duration, m.errors)
+	// The operations every issuance goes through exist from the start at
+	// zero, so rate() and the store alert work before the first failure.
+	for _, op := range []string{"lookup_token", "record_issuance", "record_refusal"} {
+		m.errors.WithLabelValues(op)
+	}
 	return m
 }
 
 // time runs one store call and records it. A not-found answer is the store
-// working, so only other errors count as failures.
+// working, and a caller that hung up (context.Canceled) left before it
+// answered, so only other errors count as failures.
 func (m *metrics) time(op string, call func() error) error {
 	if m == nil {
 		return call()
@@ -37,7 +45,7 @@ func (m *metrics) time(op string, call func() error) error {
 	start := time.Now()
 	err := call()
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && rotor.ErrorCodeOf(err) != rotor.ENotFound {
+	if err != nil && rotor.ErrorCodeOf(err) != rotor.ENotFound && !errors.Is(err, context.Canceled) {
 		m.errors.WithLabelValues(op).Inc()
 	}
 	return err

@@ -38,12 +38,13 @@ DIR/bundle.pem atomically, renews before expiry, and runs --exec or sends
 --signal after each new certificate. With --workload-api-socket PATH it also
 serves the SPIFFE Workload API (X.509) on that unix socket. Every flag has an environment twin:
 --ca-url is also ROTOR_CA_URL (prefer ROTOR_TOKEN to --token, which ps shows).
+"rotor-agent --version" prints the build: module version, VCS revision, Go version.
 
 Flags:
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // envPrefix starts every setting's environment variable.
@@ -77,14 +78,18 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.DurationVar(&c.OnceTimeout, "once-timeout", agent.DefaultOnceTimeout, "with --once, how long to retry while the CA cannot be reached or is unavailable, or the write fails; a refusal ends the run at once")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", client.DefaultTimeout, "bound on each request to the CA")
 	fs.DurationVar(&c.RenewalInfoInterval, "renewal-info-interval", agent.DefaultRenewalInfoInterval, "how often to ask the CA's renewal info about the certificate (sooner if its Retry-After says so, not under 30s unless this is shorter); when its window opens early (revoked, issuer rotated) the agent renews within it, by token; 0: never ask")
-	fs.StringVar(&o.listen, "listen", "", "address for /healthz (200 while a valid certificate is on disk) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
+	fs.StringVar(&o.listen, "listen", "", "address for /livez (200 while the process runs: liveness), /readyz (200 while a valid certificate is on disk: readiness; /healthz is its old name) and /metrics, e.g. 127.0.0.1:9253; port 0 picks a free one (the event=agent.listening log line gives it) (default: off)")
 	fs.StringVar(&o.socket.Path, "workload-api-socket", "", "serve the SPIFFE Workload API (X.509 SVIDs and bundles) on this unix socket, beside the files in --out-dir, e.g. /run/spire/sockets/agent.sock (default: off)")
 	fs.StringVar(&o.socketMode, "workload-api-socket-mode", fmt.Sprintf("%04o", workloadapi.DefaultMode), "permission bits of --workload-api-socket, octal: whoever may connect gets the private key")
 	fs.StringVar(&o.socket.Group, "workload-api-socket-group", "", "group (name or ID) that owns --workload-api-socket, e.g. the workload's, with --workload-api-socket-mode 0660 (default: the agent's)")
 	o.logging.Register(fs)
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if cli.IsVersion(args) {
+		cli.PrintVersion(stdout, "rotor-agent")
+		return 0
+	}
 	fs := cli.NewFlagSet("rotor-agent", envPrefix, stderr)
 	var (
 		cfg agent.Config
@@ -207,7 +212,7 @@ func serveWorkloadAPI(ctx context.Context, sock workloadapi.Socket, srv *workloa
 	return func() { cancel(); <-done }, nil
 }
 
-// serve starts the health and metrics server and returns its shutdown.
+// serve starts the probe and metrics server and returns its shutdown.
 func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -219,7 +224,7 @@ func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 			log.Error("Health and metrics server stopped", "error", err)
 		}
 	}()
-	log.Info("Serving /healthz and /metrics", rotor.LogEvent, agent.EventListening, "listen", ln.Addr().String())
+	log.Info("Serving /livez, /readyz, /healthz and /metrics", rotor.LogEvent, agent.EventListening, "listen", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -54,7 +54,7 @@ func TestOnceTimeoutFlag(t *testing.T) {
 		})
 	}
 	var help bytes.Buffer
-	if code := run(context.Background(), []string{"--help"}, &help); code != 0 ||
+	if code := run(context.Background(), []string{"--help"}, io.Discard, &help); code != 0 ||
 		!strings.Contains(help.String(), "--once-timeout duration") || !strings.Contains(help.String(), "[$ROTOR_ONCE_TIMEOUT]") {
 		t.Errorf("--help (exit %d) does not list --once-timeout with its variable:\n%s", code, help.String())
 	}
@@ -93,7 +93,7 @@ func TestOnceExitCode(t *testing.T) {
 			args := append([]string{"--once", "--ca-url", ca.URL, "--ca-bundle", bundle, "--token-file", tt.token,
 				"--out-dir", out}, tt.args...)
 			var stderr bytes.Buffer
-			if code := run(context.Background(), args, &stderr); code != tt.want {
+			if code := run(context.Background(), args, io.Discard, &stderr); code != tt.want {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.want, stderr.String())
 			}
 			if _, _, err := client.ReadFiles(out); (err == nil) != tt.wantFiles {

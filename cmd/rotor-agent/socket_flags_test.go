@@ -61,7 +61,7 @@ func TestWorkloadAPISocketFlags(t *testing.T) {
 		})
 	}
 	var help bytes.Buffer
-	if code := run(context.Background(), []string{"--help"}, &help); code != 0 ||
+	if code := run(context.Background(), []string{"--help"}, io.Discard, &help); code != 0 ||
 		!strings.Contains(help.String(), "[$ROTOR_WORKLOAD_API_SOCKET_GROUP]") {
 		t.Errorf("--help (exit %d) does not list the socket's flags with their variables:\n%s", code, help.String())
 	}

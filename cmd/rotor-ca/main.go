@@ -43,6 +43,7 @@ Usage:
                                   exit 0 when all do, 3 when not yet
   rotor-ca migrate [flags]        apply the audit store's schema migrations
   rotor-ca help                   this text; "rotor-ca COMMAND --help" lists a command's flags
+  rotor-ca --version              the build: module version, VCS revision, Go version
 
 Every flag has an environment twin: --cert-ttl is also ROTOR_CERT_TTL.
 `

@@ -23,6 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/checkpoint"
 	"github.com/rotor-dev/rotor/crl"
+	"github.com/rotor-dev/rotor/internal/buildinfo"
 	"github.com/rotor-dev/rotor/internal/cli"
 	"github.com/rotor-dev/rotor/internal/storecmd"
 	"github.com/rotor-dev/rotor/issuer"
@@ -172,6 +173,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildinfo.Read().Collector())
 	loader, err := cfg.loader(f, reg)
 	if err != nil {
 		return err

@@ -78,7 +78,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
+	// -buildvcs=auto stamps the commit as a user's go build does, even
+	// where GOFLAGS says -buildvcs=false (TestVersion reads it back).
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", dir+string(filepath.Separator), "./cmd/rotor-ca", "./cmd/rotor-agent", "./cmd/rotor-demo")
 	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		panic("go build: " + err.Error() + "\n" + string(out))
@@ -134,6 +136,7 @@ func TestRunUsage(t *testing.T) {
 		want int
 	}{
 		{"ok/help", []string{"help"}, 0},
+		{"ok/version", []string{"--version"}, 0},
 		{"ok/demo-flags-help", []string{"--help"}, 0},
 		{"ok/webapp-flags-help", []string{"webapp", "--help"}, 0},
 		{"fail/unknown-command", []string{"proxy"}, 2},

@@ -28,6 +28,7 @@ Usage:
   rotor-demo webapp [flags]   the webapp service alone: calls the api over mTLS
   rotor-demo api [flags]      the api service alone: serves mTLS to allowed identities
   rotor-demo help             this text; "rotor-demo COMMAND --help" lists a command's flags
+  rotor-demo --version        the build: module version, VCS revision, Go version
 
 Every flag has an environment twin: --cert-ttl is also ROTOR_DEMO_CERT_TTL.
 `

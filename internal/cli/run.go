@@ -23,10 +23,15 @@ type ExitCoder interface {
 }
 
 // Run runs the command args name, and returns the exit status: 0 on
-// success or help ("help", or --help where no command takes flags alone); the error's own (ExitCoder); 2 for a usage error or an
-// unknown command, with usage; 1 for anything else. Errors are printed as
-// "prog command: error".
+// success, help ("help", or --help where no command takes flags alone) or
+// --version (IsVersion, before any command); the error's own (ExitCoder);
+// 2 for a usage error or an unknown command, with usage; 1 for anything
+// else. Errors are printed as "prog command: error".
 func Run(ctx context.Context, prog, usage string, cmds []Command, args []string, stdout, stderr io.Writer) int {
+	if IsVersion(args) {
+		PrintVersion(stdout, prog)
+		return 0
+	}
 	cmd, rest, ok := find(cmds, args)
 	if len(args) > 0 && (args[0] == "help" || !ok && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help")) {
 		fmt.Fprint(stdout, usage)

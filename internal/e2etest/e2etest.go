@@ -190,14 +190,24 @@ func HTTPGet(url string, roots *x509.CertPool) (int, string) {
 	return resp.StatusCode, buf.String()
 }
 
-// Sample reads one series from a Prometheus text page, 0 if absent.
+// Sample reads one series from a Prometheus text page, 0 if absent. A
+// name without labels whose samples carry labels is their sum: the total
+// over every label value (rotor_issuances_total over authenticators).
 func Sample(page, series string) float64 {
 	sc := bufio.NewScanner(strings.NewReader(page))
+	sum := 0.0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
 		}
+		if rest, ok := strings.CutPrefix(line, series+"{"); ok && !strings.Contains(series, "{") {
+			if _, v, ok := strings.Cut(rest, "} "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
 	}
-	return 0
+	return sum
 }
