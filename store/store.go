@@ -91,6 +91,7 @@ type backend interface {
 	rotor.RevocationStore
 	rotor.TokenStore
 	rotor.AdminStore
+	acmeBackend
 	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error
 	RootStatus(ctx context.Context, root string) (*RootStatus, error)
 	VerifyChain(ctx context.Context, cp *Checkpoint) (*Verification, error)
