@@ -141,6 +141,9 @@ func (m ACME) Finalize(ctx context.Context, remoteAddr string, caller Caller, o 
 	if o.Status != ACMEStatusReady {
 		return nil, nil, ca.refuse(ctx, remoteAddr, caller, Errorf(EConflict, "order %s is %s, not ready", o.ID, o.Status))
 	}
+	if !ca.cfg.Now().Before(o.Expires) {
+		return nil, nil, ca.refuse(ctx, remoteAddr, caller, Errorf(EConflict, "order %s expired at %s", o.ID, o.Expires.Format(time.RFC3339)))
+	}
 	if r, err := x509.ParseCertificateRequest(csr); err != nil {
 		return nil, nil, ca.refuse(ctx, remoteAddr, caller, WrapError(EBadCSR, err, "CSR is not a valid PKCS#10 request"))
 	} else if !sameNames(r.DNSNames, o.DNSNames) {
