@@ -142,3 +142,45 @@ func (r *acmeRun) renewNow(t *testing.T, file string) {
 		t.Fatalf("renewal window of revoked %s is %+v: not open now", leaf.SerialNumber.Text(16), info.SuggestedWindow)
 	}
 }
+
+// TestEABCommands runs acme eab create, list and revoke as an operator
+// would: bad input is a usage error (exit 2) that changes nothing, list
+// shows each key's state and never an HMAC key.
+func TestEABCommands(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rotor-data")
+	kid, hmac := (&acmeRun{args: []string{"--data-dir", data}}).eab(t, acmeWebapp)
+	list := func() string {
+		out, errOut, code := rotorCACmd(t, nil, "acme", "eab", "list", "--data-dir", data)
+		if code != 0 || strings.Contains(out, hmac) {
+			t.Fatalf("eab list: exit %d, %s%s", code, out, errOut)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		state string // kid's state in eab list afterwards
+	}{
+		{"fail/create-without-identity", []string{"create", "--namespace", "default"}, 2, "active"},
+		{"fail/create-negative-expiry", []string{"create", "--namespace", "default", "--service-account", "x", "--expires-in", "-1h"}, 2, "active"},
+		{"fail/revoke-without-reason", []string{"revoke", kid}, 2, "active"},
+		{"fail/revoke-not-a-kid", []string{"revoke", "token:0123456789ab", "--reason", "x"}, 2, "active"},
+		{"fail/revoke-unknown", []string{"revoke", "eab_AAAAAAAAAAAAAAAA", "--reason", "x"}, 1, "active"},
+		{"ok/revoke", []string{"revoke", kid, "--reason", "handed to the wrong team"}, 0, "revoked"},
+		{"fail/revoke-again", []string{"revoke", kid, "--reason", "again"}, 1, "revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := rotorCACmd(t, nil, append(append([]string{"acme", "eab"}, tt.args...), "--data-dir", data)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errOut)
+			}
+			for _, line := range strings.Split(list(), "\n") {
+				if strings.HasPrefix(line, kid) && !strings.HasSuffix(strings.TrimSpace(line), tt.state) {
+					t.Fatalf("eab list says %q, want state %s", line, tt.state)
+				}
+			}
+		})
+	}
+}
