@@ -87,8 +87,8 @@ func (m ACME) Caller(ctx context.Context, remoteAddr string, acct ACMEAccount) (
 
 // NewOrder checks and stores an order for caller's account: its DNS names
 // must be exactly the identity's one name (EForbidden otherwise), the
-// identity must not be denied, and replaces, if set, must name a
-// certificate this account got (EForbidden) that no other order replaced
+// identity must not be denied (EDenied), and replaces, if set, must name
+// a certificate this account got (EInvalid) that no other order replaced
 // (EConflict).
 func (m ACME) NewOrder(ctx context.Context, remoteAddr string, caller Caller, acct ACMEAccount, names []string, replaces string) (ACMEOrder, error) {
 	ca := m.CA
@@ -119,15 +119,14 @@ func (m ACME) checkOrder(ctx context.Context, caller Caller, names []string, rep
 	if replaces == "" {
 		return nil
 	}
+	// Another account's certificate is answered as an unknown one, so
+	// replaces cannot probe which serials exist.
 	st, err := m.Store.CertificateStatus(ctx, replaces)
-	if ErrorCodeOf(err) == ENotFound {
-		return Errorf(EForbidden, "certificate %s to replace is not on record", replaces)
+	if err == nil && st.Issuance.TokenSubject != caller.Subject || ErrorCodeOf(err) == ENotFound {
+		return Errorf(EInvalid, "this ACME account has no certificate %s to replace", replaces)
 	}
 	if err != nil {
 		return err
-	}
-	if st.Issuance.TokenSubject != caller.Subject {
-		return Errorf(EForbidden, "certificate %s was not issued to this ACME account", replaces)
 	}
 	return nil
 }
