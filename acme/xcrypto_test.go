@@ -81,6 +81,24 @@ func TestXCryptoACME(t *testing.T) {
 				_, err := c.AuthorizeOrder(ctx, xacme.DomainIDs(dns))
 				wantProblem(t, err, "unauthorized")
 			})
+			t.Run("fail/denied-identity", func(t *testing.T) {
+				kid, mac := e.eab(t, webapp)
+				c2 := e.xclient(t, mustKey(t, "ecdsa"))
+				if _, err := c2.Register(ctx, &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
+					xacme.AcceptTOS); err != nil {
+					t.Fatal(err)
+				}
+				admin := rotor.Caller{Admin: true, Authenticator: "token", Subject: "token:000000000000", Name: "test"}
+				if _, err := e.ca.DenyIdentity(ctx, admin, "", webapp, "compromised", false); err != nil {
+					t.Fatal(err)
+				}
+				_, err := c2.AuthorizeOrder(ctx, xacme.DomainIDs(dns))
+				wantProblem(t, err, "unauthorized")
+				kid, mac = e.eab(t, webapp)
+				_, err = e.xclient(t, mustKey(t, "ecdsa")).Register(ctx, &xacme.Account{
+					ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}}, xacme.AcceptTOS)
+				wantProblem(t, err, "unauthorized")
+			})
 		})
 	}
 }
