@@ -87,32 +87,37 @@ func (s *server) ownOrder(r *http.Request, acct rotor.ACMEAccount) (rotor.ACMEOr
 
 // order handles POST-as-GET /acme/order/{id}.
 func (s *server) order(w http.ResponseWriter, r *http.Request) {
+	if o, _, _, ok := s.orderRequest(w, r); ok {
+		writeJSON(w, http.StatusOK, orderJSON(r, o))
+	}
+}
+
+// orderRequest verifies an account's request about the order in the
+// path, and returns the order. On failure it has answered.
+func (s *server) orderRequest(w http.ResponseWriter, r *http.Request) (rotor.ACMEOrder, *signed, rotor.Caller, bool) {
 	req, caller, ok := s.accountRequest(w, r)
 	if !ok {
-		return
+		return rotor.ACMEOrder{}, nil, caller, false
 	}
 	o, err := s.ownOrder(r, req.acct)
 	if err != nil {
 		s.refuse(w, r, caller, err)
-		return
+		return o, nil, caller, false
 	}
-	writeJSON(w, http.StatusOK, orderJSON(r, o))
+	return o, req, caller, true
 }
 
 // finalize handles POST /acme/order/{id}/finalize (RFC 8555 7.4): the
 // certificate is issued and audited before the order turns valid.
 func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
-	req, caller, ok := s.accountRequest(w, r)
+	o, req, caller, ok := s.orderRequest(w, r)
 	if !ok {
 		return
 	}
 	var body struct {
 		CSR string `json:"csr"`
 	}
-	o, err := s.ownOrder(r, req.acct)
-	if err == nil {
-		err = decode(req, &body)
-	}
+	err := decode(req, &body)
 	var der []byte
 	if err == nil {
 		if der, err = base64.RawURLEncoding.DecodeString(body.CSR); err != nil {
@@ -137,13 +142,8 @@ func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
 // authorization, valid from the start since the account binding proved
 // the identity, with one valid challenge (some clients choke on none).
 func (s *server) authorization(w http.ResponseWriter, r *http.Request) {
-	req, caller, ok := s.accountRequest(w, r)
+	o, _, _, ok := s.orderRequest(w, r)
 	if !ok {
-		return
-	}
-	o, err := s.ownOrder(r, req.acct)
-	if err != nil {
-		s.refuse(w, r, caller, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"identifier": identifier{"dns", o.DNSNames[0]},
@@ -158,13 +158,8 @@ func challengeJSON(r *http.Request, o rotor.ACMEOrder) map[string]any {
 // challenge handles POST /acme/chall/{id}: the challenge is valid
 // already, so responding to it changes nothing.
 func (s *server) challenge(w http.ResponseWriter, r *http.Request) {
-	req, caller, ok := s.accountRequest(w, r)
+	o, _, _, ok := s.orderRequest(w, r)
 	if !ok {
-		return
-	}
-	o, err := s.ownOrder(r, req.acct)
-	if err != nil {
-		s.refuse(w, r, caller, err)
 		return
 	}
 	w.Header().Add("Link", "<"+base(r)+"/authz/"+o.ID+">;rel=\"up\"")

@@ -56,13 +56,7 @@ func runEABCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // runEABList prints every EAB key's ID, identity and state, never an
 // HMAC key.
 func runEABList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var common commonFlags
-	f := newFlagSet("acme eab list", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
-	if err := common.parse(f, args, stderr); err != nil {
-		return err
-	}
-	st, err := common.openStore(ctx, store.Options{})
+	st, err := listStore(ctx, "acme eab list", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -83,27 +77,13 @@ func runEABList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // runEABRevoke revokes an unused EAB key and erases its HMAC key.
 func runEABRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var (
-		common commonFlags
-		reason string
-	)
-	f := newFlagSet("acme eab revoke", stderr)
-	common.register(f, "directory of the development CA's SQLite database", true)
-	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
-	kid, err := positional(f, args, "KID (eab_… as eab create and eab list print it)")
-	if err == nil {
-		err = common.parse(f, args[1:], stderr)
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case reason == "":
-		return cli.Usagef("--reason is required: the audit says why")
-	case !rotor.ValidEABKeyID(kid):
-		return cli.Usagef("%q is not an EAB key ID: want eab_ and 16 base64url characters, as eab list prints it", kid)
-	}
-	st, err := common.openStore(ctx, store.Options{})
+	kid, reason, st, err := revokeCommand(ctx, "acme eab revoke", "KID (eab_… as eab create and eab list print it)", args, stderr,
+		func(kid string) error {
+			if !rotor.ValidEABKeyID(kid) {
+				return cli.Usagef("%q is not an EAB key ID: want eab_ and 16 base64url characters, as eab list prints it", kid)
+			}
+			return nil
+		})
 	if err != nil {
 		return err
 	}
