@@ -11,11 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,11 +31,7 @@ func TestXCryptoACME(t *testing.T) {
 			e := newEnv(t, b.url(t), nil)
 			ctx := t.Context()
 			kid, mac := e.eab(t, webapp)
-			c := e.xclient(t, mustKey(t, "ecdsa"))
-			if _, err := c.Register(ctx, &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
-				xacme.AcceptTOS); err != nil {
-				t.Fatalf("Register: %v", err)
-			}
+			c := e.xregister(t, kid, mac)
 			t.Run("fail/eab-reused", func(t *testing.T) {
 				other := e.xclient(t, mustKey(t, "rsa"))
 				_, err := other.Register(ctx, &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
@@ -81,26 +72,38 @@ func TestXCryptoACME(t *testing.T) {
 				_, err := c.AuthorizeOrder(ctx, xacme.DomainIDs(dns))
 				wantProblem(t, err, "unauthorized")
 			})
-			t.Run("fail/denied-identity", func(t *testing.T) {
-				kid, mac := e.eab(t, webapp)
-				c2 := e.xclient(t, mustKey(t, "ecdsa"))
-				if _, err := c2.Register(ctx, &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
-					xacme.AcceptTOS); err != nil {
-					t.Fatal(err)
-				}
-				admin := rotor.Caller{Admin: true, Authenticator: "token", Subject: "token:000000000000", Name: "test"}
-				if _, err := e.ca.DenyIdentity(ctx, admin, "", webapp, "compromised", false); err != nil {
-					t.Fatal(err)
-				}
-				_, err := c2.AuthorizeOrder(ctx, xacme.DomainIDs(dns))
-				wantProblem(t, err, "unauthorized")
-				kid, mac = e.eab(t, webapp)
-				_, err = e.xclient(t, mustKey(t, "ecdsa")).Register(ctx, &xacme.Account{
-					ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}}, xacme.AcceptTOS)
-				wantProblem(t, err, "unauthorized")
-			})
+			t.Run("fail/denied-identity", func(t *testing.T) { e.xdenied(t) })
 		})
 	}
+}
+
+// xdenied denies webapp: its account can no longer order, and its EAB
+// keys no longer bind.
+func (e *env) xdenied(t *testing.T) {
+	kid, mac := e.eab(t, webapp)
+	c := e.xregister(t, kid, mac)
+	admin := rotor.Caller{Admin: true, Authenticator: "token", Subject: "token:000000000000", Name: "test"}
+	if _, err := e.ca.DenyIdentity(t.Context(), admin, "", webapp, "compromised", false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.AuthorizeOrder(t.Context(), xacme.DomainIDs(webapp.DNSName(trustDomain)))
+	wantProblem(t, err, "unauthorized")
+	kid, mac = e.eab(t, webapp)
+	_, err = e.xclient(t, mustKey(t, "ecdsa")).Register(t.Context(), &xacme.Account{
+		ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}}, xacme.AcceptTOS)
+	wantProblem(t, err, "unauthorized")
+}
+
+// xregister is an x/crypto client with a new ECDSA account bound by the
+// EAB key kid.
+func (e *env) xregister(t testing.TB, kid string, mac []byte) *xacme.Client {
+	t.Helper()
+	c := e.xclient(t, mustKey(t, "ecdsa"))
+	if _, err := c.Register(t.Context(), &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
+		xacme.AcceptTOS); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	return c
 }
 
 // xclient is an x/crypto ACME client of the env with account key key.
@@ -217,63 +220,6 @@ func (e *env) renewalInfo(t testing.TB, der []byte) rotor.RenewalWindow {
 		t.Fatalf("renewal info: %d %v, Retry-After %q", res.StatusCode, err, res.Header.Get("Retry-After"))
 	}
 	return info.SuggestedWindow
-}
-
-// TestXCryptoBadNonce makes x/crypto's newAccount and finalize meet a
-// used nonce (the transport sends each once more before the real one) and
-// checks that the client retries with the fresh nonce and succeeds.
-func TestXCryptoBadNonce(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, b.url(t), nil)
-			replay := &replayer{next: e.client.Transport}
-			e.client = &http.Client{Transport: replay, Timeout: 30 * time.Second}
-			kid, mac := e.eab(t, webapp)
-			c := e.xclient(t, mustKey(t, "ecdsa"))
-			if _, err := c.Register(t.Context(), &xacme.Account{ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}},
-				xacme.AcceptTOS); err != nil {
-				t.Fatalf("Register despite a badNonce: %v", err)
-			}
-			e.xobtain(t, c, webapp.DNSName(trustDomain), mustKey(t, "ecdsa"))
-			if n := replay.badNonces.Load(); n < 3 {
-				t.Fatalf("%d replays answered badNonce, want every replayed POST's", n)
-			}
-		})
-	}
-}
-
-// replayer sends the first newOrder and POST-as-GET of each authorization
-// and certificate twice, the first copy to spend its nonce; the second, the
-// client's, then meets badNonce. (A replayed newAccount or finalize would
-// take effect, and the client's retry then finds it done, which clients
-// rightly report as an error.)
-type replayer struct {
-	next      http.RoundTripper
-	badNonces atomic.Int32
-	seen      sync.Map
-}
-
-func (p *replayer) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodPost || !strings.Contains(r.URL.Path, "/new-order") &&
-		!strings.Contains(r.URL.Path, "/authz/") && !strings.Contains(r.URL.Path, "/cert/") {
-		return p.next.RoundTrip(r)
-	}
-	if _, seen := p.seen.LoadOrStore(r.URL.Path, true); seen { // the client's retry
-		return p.next.RoundTrip(r)
-	}
-	body, _ := io.ReadAll(r.Body)
-	first := r.Clone(r.Context())
-	first.Body = io.NopCloser(bytes.NewReader(body))
-	if res, err := p.next.RoundTrip(first); err == nil {
-		res.Body.Close()
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	res, err := p.next.RoundTrip(r)
-	if err == nil && res.StatusCode == http.StatusBadRequest {
-		p.badNonces.Add(1)
-	}
-	return res, err
 }
 
 func wantProblem(t testing.TB, err error, typ string) {

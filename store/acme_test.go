@@ -34,7 +34,33 @@ func testACME(t *testing.T, b backend) {
 			EABKeyID: k.KeyID, Status: rotor.ACMEStatusValid, CreatedAt: now}
 		return s.BindACMEAccount(ctx, acct, testAction)
 	}
-	if got, err := s.EABKey(ctx, k1.KeyID); err != nil || string(got.HMAC) != string(k1.HMAC) || got.Identity != id {
+	testEABBinding(t, b, s, url, k1, k2, bind, now)
+	t.Run("ok/account", func(t *testing.T) {
+		a, err := s.ACMEAccountByKey(ctx, "thumb1")
+		if err != nil || a.ID != "acct1" || a.Identity != id || a.EABKeyID != k1.KeyID || !a.CreatedAt.Equal(now) {
+			t.Fatalf("ACMEAccountByKey = %+v, %v", a, err)
+		}
+		a.Status = rotor.ACMEStatusDeactivated
+		if err := s.UpdateACMEAccount(ctx, a, testAction); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ACMEAccount(ctx, "acct1"); err != nil || got.Status != rotor.ACMEStatusDeactivated {
+			t.Fatalf("ACMEAccount after deactivation = %+v, %v", got, err)
+		}
+	})
+	t.Run("ok/orders", func(t *testing.T) { testACMEOrders(t, s, now) })
+	t.Run("ok/nonces-across-stores", func(t *testing.T) { testNonces(t, b, s, url, now) })
+	if v, err := s.VerifyChain(ctx, nil); err != nil || !v.Intact() {
+		t.Fatalf("audit chain after ACME actions: %v %v", v, err)
+	}
+}
+
+// testEABBinding binds k1 and revokes k2, and checks that neither can
+// bind again and that no HMAC key is left.
+func testEABBinding(t *testing.T, b backend, s *store.Store, url string, k1, k2 rotor.EABKey,
+	bind func(k rotor.EABKey, acctID, thumb string) error, now time.Time) {
+	ctx := t.Context()
+	if got, err := s.EABKey(ctx, k1.KeyID); err != nil || string(got.HMAC) != string(k1.HMAC) || got.Identity != k1.Identity {
 		t.Fatalf("EABKey before binding = %+v, %v; want its HMAC key and identity", got, err)
 	}
 	if err := bind(k1, "acct1", "thumb1"); err != nil {
@@ -53,7 +79,7 @@ func testACME(t *testing.T, b backend) {
 		{"fail/bind-revoked", func() error { return bind(k2, "acct4", "thumb4") }, rotor.EUnauthenticated},
 		{"fail/unknown-key", func() error { _, err := s.EABKey(ctx, "eab_AAAAAAAAAAAAAAAA"); return err }, rotor.ENotFound},
 		{"fail/bad-key-id", func() error {
-			return s.CreateEABKey(ctx, rotor.EABKey{KeyID: "x", HMAC: k1.HMAC, Identity: id}, testAction)
+			return s.CreateEABKey(ctx, rotor.EABKey{KeyID: "x", HMAC: k1.HMAC, Identity: k1.Identity}, testAction)
 		}, rotor.EInvalid},
 	}
 	for _, tt := range tests {
@@ -78,24 +104,6 @@ func testACME(t *testing.T, b backend) {
 			t.Fatalf("%d HMAC keys left in the table, want 0", n)
 		}
 	})
-	t.Run("ok/account", func(t *testing.T) {
-		a, err := s.ACMEAccountByKey(ctx, "thumb1")
-		if err != nil || a.ID != "acct1" || a.Identity != id || a.EABKeyID != k1.KeyID || !a.CreatedAt.Equal(now) {
-			t.Fatalf("ACMEAccountByKey = %+v, %v", a, err)
-		}
-		a.Status = rotor.ACMEStatusDeactivated
-		if err := s.UpdateACMEAccount(ctx, a, testAction); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := s.ACMEAccount(ctx, "acct1"); err != nil || got.Status != rotor.ACMEStatusDeactivated {
-			t.Fatalf("ACMEAccount after deactivation = %+v, %v", got, err)
-		}
-	})
-	t.Run("ok/orders", func(t *testing.T) { testACMEOrders(t, s, now) })
-	t.Run("ok/nonces-across-stores", func(t *testing.T) { testNonces(t, b, s, url, now) })
-	if v, err := s.VerifyChain(ctx, nil); err != nil || !v.Intact() {
-		t.Fatalf("audit chain after ACME actions: %v %v", v, err)
-	}
 }
 
 func testACMEOrders(t *testing.T, s *store.Store, now time.Time) {
