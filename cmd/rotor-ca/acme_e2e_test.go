@@ -183,4 +183,14 @@ func TestEABCommands(t *testing.T) {
 			}
 		})
 	}
+	// The audit names the key, never its HMAC key, which is gone from the
+	// store once revoked.
+	db := filepath.Join(data, "rotor.db")
+	if n := countRows(t, db, `SELECT count(*) FROM admin_actions WHERE target = '`+kid+`'
+		AND action IN ('acme.eab.create', 'acme.eab.revoke') AND instr(detail || reason, '`+hmac+`') = 0`); n != 2 {
+		t.Fatalf("%d admin actions for %s without its HMAC key, want create and revoke", n, kid)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM acme_eab_keys WHERE hmac_key IS NOT NULL`); n != 0 {
+		t.Fatalf("%d HMAC keys left after the only key was revoked", n)
+	}
 }
