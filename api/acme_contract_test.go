@@ -104,3 +104,12 @@ func TestACMEContract(t *testing.T) {
 }
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestACMEOff: an API wired without ACME (serve --acme=false) answers
+// /acme/ 404 with a Rotor problem, as the contract says.
+func TestACMEOff(t *testing.T) {
+	e := newEnv(t, sqliteURL(t), envConfig{})
+	if r := e.do(t, call{Method: http.MethodGet, Path: "/acme/directory"}); r.Status != http.StatusNotFound {
+		t.Fatalf("GET /acme/directory without ACME: %d, want 404", r.Status)
+	}
+}
