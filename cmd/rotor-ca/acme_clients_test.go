@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/rotor-dev/rotor"
@@ -9,99 +10,96 @@ import (
 
 var (
 	acmeWebapp = rotor.Identity{Namespace: "default", ServiceAccount: "webapp"}
+	acmeDNS    = acmeWebapp.DNSName("cluster.local")
 	acmeOther  = rotor.Identity{Namespace: "default", ServiceAccount: "db"}.DNSName("cluster.local")
 )
 
-// TestCertbot runs Debian's certbot against the real rotor-ca on each
-// store, as docs/acme.md does: it binds with the EAB key rotor-ca printed,
-// obtains a certificate with a manual hook that would fail if any
-// challenge were ever run, renews it, is refused another identity's name,
-// and revokes; openssl verifies what it got, the store holds the audit and
-// refusal rows, and the revoked certificate's renewal info says renew now.
-func TestCertbot(t *testing.T) {
-	certbot := needCLI(t, "certbot")
+// acmeCLI is what one ACME client's command line does, each step run in
+// the test's directory; cert and chain are where it keeps what it got.
+type acmeCLI struct {
+	obtain, renew, other, revoke func() (string, bool)
+	cert, chain                  string
+}
+
+// acmeClientRuns runs client (made for each store's CA, with an EAB key
+// for webapp) on each store: it obtains a certificate that openssl
+// verifies and that has its audit row, renews it (a new serial, audited),
+// is refused another identity's name with a refusal row, and revokes it,
+// after which its renewal info says renew now.
+func acmeClientRuns(t *testing.T, client func(r *acmeRun, kid, hmac string) acmeCLI) {
 	needTools(t, "openssl")
 	for _, st := range auditStores {
 		t.Run(st.name, func(t *testing.T) {
 			r := newACMERun(t, st)
 			kid, hmac := r.eab(t, acmeWebapp)
-			dns := acmeWebapp.DNSName("cluster.local")
-			env := []string{"REQUESTS_CA_BUNDLE=" + r.root}
-			dirs := []string{"--config-dir", "cb/config", "--work-dir", "cb/work", "--logs-dir", "cb/logs", "--non-interactive"}
-			certonly := func(name string, eab ...string) (string, bool) {
-				args := append([]string{"certonly", "--server", r.directory(), "--manual", "--manual-auth-hook", "/bin/false",
-					"--preferred-challenges", "http", "--agree-tos", "--register-unsafely-without-email", "-d", name}, eab...)
-				return r.run(t, env, certbot, append(args, dirs...)...)
+			c := client(r, kid, hmac)
+			step := func(what string, do func() (string, bool), want bool) {
+				if out, ok := do(); ok != want {
+					t.Fatalf("%s: succeeded %v, want %v:\n%s", what, ok, want, out)
+				}
 			}
-			if out, ok := certonly(dns, "--eab-kid", kid, "--eab-hmac-key", hmac); !ok {
-				t.Fatalf("certbot certonly: %s", out)
-			}
-			live := filepath.Join("cb", "config", "live", dns)
-			cert, chain := filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
-			first := r.openssl(t, cert, chain, dns)
+			step("obtain", c.obtain, true)
+			first := r.openssl(t, c.cert, c.chain, acmeDNS)
 			r.audited(t, first, acmeWebapp)
-			if out, ok := r.run(t, env, certbot, append([]string{"renew", "--force-renewal", "--no-random-sleep-on-renew"}, dirs...)...); !ok {
-				t.Fatalf("certbot renew: %s", out)
-			}
-			second := r.openssl(t, cert, chain, dns)
+			step("renew", c.renew, true)
+			second := r.openssl(t, c.cert, c.chain, acmeDNS)
 			if second == first {
-				t.Fatalf("certbot renew kept serial %s", first)
+				t.Fatalf("renewal kept serial %s", first)
 			}
 			r.audited(t, second, acmeWebapp)
-			if out, ok := certonly(acmeOther); ok {
-				t.Fatalf("certbot got %s, another identity's name: %s", acmeOther, out)
-			}
+			step("order "+acmeOther, c.other, false)
 			r.refused(t, acmeWebapp)
-			if out, ok := r.run(t, env, certbot, append([]string{"revoke", "--server", r.directory(), "--cert-path", cert,
-				"--reason", "keycompromise", "--no-delete-after-revoke"}, dirs...)...); !ok {
-				t.Fatalf("certbot revoke: %s", out)
-			}
-			r.renewNow(t, cert)
+			step("revoke", c.revoke, true)
+			r.renewNow(t, c.cert)
 		})
 	}
 }
 
-// TestLegoCLI runs Debian's lego against the real rotor-ca on each store:
-// run, renew, another identity's name refused, revoke. lego insists on a
-// challenge flag, so it gets --http with a port it never opens: every
-// authorization is valid already.
+// TestCertbot runs Debian's certbot against the real rotor-ca on each
+// store, as docs/acme.md does, with a manual hook that would fail if any
+// challenge were ever run.
+func TestCertbot(t *testing.T) {
+	certbot := needCLI(t, "certbot")
+	acmeClientRuns(t, func(r *acmeRun, kid, hmac string) acmeCLI {
+		env := []string{"REQUESTS_CA_BUNDLE=" + r.root}
+		dirs := []string{"--config-dir", "cb/config", "--work-dir", "cb/work", "--logs-dir", "cb/logs", "--non-interactive"}
+		run := func(args ...string) func() (string, bool) {
+			return func() (string, bool) { return r.run(t, env, certbot, slices.Concat(args, dirs)...) }
+		}
+		certonly := []string{"certonly", "--server", r.directory(), "--manual", "--manual-auth-hook", "/bin/false",
+			"--preferred-challenges", "http", "--agree-tos", "--register-unsafely-without-email"}
+		live := filepath.Join("cb", "config", "live", acmeDNS)
+		cert := filepath.Join(live, "cert.pem")
+		return acmeCLI{
+			obtain: run(slices.Concat(certonly, []string{"--eab-kid", kid, "--eab-hmac-key", hmac, "-d", acmeDNS})...),
+			renew:  run("renew", "--force-renewal", "--no-random-sleep-on-renew"),
+			other:  run(slices.Concat(certonly, []string{"-d", acmeOther})...),
+			revoke: run("revoke", "--server", r.directory(), "--cert-path", cert, "--reason", "keycompromise",
+				"--no-delete-after-revoke"),
+			cert: cert, chain: filepath.Join(live, "chain.pem"),
+		}
+	})
+}
+
+// TestLegoCLI runs Debian's lego against the real rotor-ca on each store.
+// lego insists on a challenge flag, so it gets --http with a port it never
+// opens: every authorization is valid already.
 func TestLegoCLI(t *testing.T) {
 	lego := needCLI(t, "lego")
-	needTools(t, "openssl")
-	for _, st := range auditStores {
-		t.Run(st.name, func(t *testing.T) {
-			r := newACMERun(t, st)
-			kid, hmac := r.eab(t, acmeWebapp)
-			dns := acmeWebapp.DNSName("cluster.local")
-			env := []string{"LEGO_CA_CERTIFICATES=" + r.root}
-			legoCmd := func(name string, cmd ...string) (string, bool) {
-				args := []string{"--server", r.directory(), "--eab", "--kid", kid, "--hmac", hmac, "--email", "ops@example.com",
-					"--accept-tos", "--path", "lg", "--http", "--http.port", "127.0.0.1:1", "--domains", name}
-				return r.run(t, env, lego, append(args, cmd...)...)
-			}
-			if out, ok := legoCmd(dns, "run"); !ok {
-				t.Fatalf("lego run: %s", out)
-			}
-			cert := filepath.Join("lg", "certificates", dns+".crt")
-			issuer := filepath.Join("lg", "certificates", dns+".issuer.crt")
-			first := r.openssl(t, cert, issuer, dns)
-			r.audited(t, first, acmeWebapp)
-			if out, ok := legoCmd(dns, "renew", "--no-random-sleep"); !ok {
-				t.Fatalf("lego renew: %s", out)
-			}
-			second := r.openssl(t, cert, issuer, dns)
-			if second == first {
-				t.Fatalf("lego renew kept serial %s", first)
-			}
-			r.audited(t, second, acmeWebapp)
-			if out, ok := legoCmd(acmeOther, "run"); ok {
-				t.Fatalf("lego got %s, another identity's name: %s", acmeOther, out)
-			}
-			r.refused(t, acmeWebapp)
-			if out, ok := legoCmd(dns, "revoke", "--keep"); !ok {
-				t.Fatalf("lego revoke: %s", out)
-			}
-			r.renewNow(t, cert)
-		})
-	}
+	acmeClientRuns(t, func(r *acmeRun, kid, hmac string) acmeCLI {
+		env := []string{"LEGO_CA_CERTIFICATES=" + r.root}
+		run := func(name string, cmd ...string) func() (string, bool) {
+			args := []string{"--server", r.directory(), "--eab", "--kid", kid, "--hmac", hmac, "--email", "ops@example.com",
+				"--accept-tos", "--path", "lg", "--http", "--http.port", "127.0.0.1:1", "--domains", name}
+			return func() (string, bool) { return r.run(t, env, lego, slices.Concat(args, cmd)...) }
+		}
+		certs := filepath.Join("lg", "certificates")
+		return acmeCLI{
+			obtain: run(acmeDNS, "run"),
+			renew:  run(acmeDNS, "renew", "--no-random-sleep"),
+			other:  run(acmeOther, "run"),
+			revoke: run(acmeDNS, "revoke", "--keep"),
+			cert:   filepath.Join(certs, acmeDNS+".crt"), chain: filepath.Join(certs, acmeDNS+".issuer.crt"),
+		}
+	})
 }
