@@ -40,6 +40,9 @@ func (r RevocationReason) String() string {
 	return fmt.Sprintf("reason(%d)", int(r))
 }
 
+// Valid reports whether r is an RFC 5280 reason a CRL may carry.
+func (r RevocationReason) Valid() bool { _, ok := reasonNames[r]; return ok }
+
 // ParseRevocationReason reads an RFC 5280 reason name ("" is unspecified).
 func ParseRevocationReason(name string) (RevocationReason, error) {
 	if name == "" {
@@ -310,7 +313,7 @@ func (ca *CA) RevokeCertificate(ctx context.Context, admin Caller, remoteAddr, s
 	if err := needReason(comment); err != nil {
 		return err
 	}
-	if _, ok := reasonNames[reason]; !ok {
+	if !reason.Valid() {
 		return Errorf(EInvalid, "revocation reason %d is not an RFC 5280 reason", int(reason))
 	}
 	now := ca.cfg.Now().UTC()

@@ -174,7 +174,7 @@ func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issu
 	if caller.Admin {
 		return nil, nil, Errorf(EForbidden, "an admin credential never gets a workload certificate: use the workload's own token")
 	}
-	if d := ca.cfg.Denylist; d != nil && d.Denied(caller.Identity) {
+	if ca.denied(caller.Identity) {
 		return nil, nil, Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
 	}
 	if l := ca.cfg.Limiter; l != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/acme"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/checkpoint"
@@ -122,6 +123,8 @@ type envConfig struct {
 	// crlURL is the policy's CRLURL, the base of leaves' CRL
 	// distribution point; "": none.
 	crlURL string
+	// acme mounts the ACME handler at /acme.
+	acme bool
 }
 
 func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
@@ -195,8 +198,15 @@ func newEnv(t testing.TB, storeURL string, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var acmeHandler http.Handler
+	if cfg.acme {
+		if acmeHandler, err = acme.New(acme.Config{ACME: rotor.ACME{CA: e.ca, Store: e.store}, Trust: trust, Logger: logger}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h, err := api.New(api.Config{CA: e.ca, Trust: trust, Certificates: e.store, CRLs: crls, Ready: ready,
-		Metrics: e.metrics, Logger: logger, ReadyTimeout: cfg.readyTO, Checkpoints: newCheckpointer(t, e.store)})
+		Metrics: e.metrics, Logger: logger, ReadyTimeout: cfg.readyTO, Checkpoints: newCheckpointer(t, e.store),
+		ACME: acmeHandler})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	// Checkpoints serves the signed audit checkpoints; nil answers 404
 	// (the CA has no checkpoint key).
 	Checkpoints Checkpoints
+	// ACME, if set, is mounted at /acme (package acme's handler), behind
+	// the same request logging, metrics, panic recovery and deadline;
+	// without it /acme answers 404.
+	ACME http.Handler
 }
 
 // Checkpoints gives signed checkpoints of the audit chain as signed notes
@@ -131,6 +135,9 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/readyz", s.ready)
 	r.Get("/openapi.yaml", s.openAPI)
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
+	if cfg.ACME != nil {
+		r.Mount("/acme", cfg.ACME)
+	}
 	return r, nil
 }
 

@@ -92,6 +92,7 @@ type backend interface {
 	rotor.TokenStore
 	rotor.AdminStore
 	pruneBackend
+	acmeBackend
 	RecordBundle(ctx context.Context, b *rotor.Bundle, at time.Time) error
 	RootStatus(ctx context.Context, root string) (*RootStatus, error)
 	VerifyChain(ctx context.Context, cp *Checkpoint) (*Verification, error)

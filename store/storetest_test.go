@@ -30,6 +30,7 @@ func testStore(t *testing.T, b backend) {
 	t.Run("token", func(t *testing.T) { testTokens(t, b) })
 	t.Run("roots", func(t *testing.T) { testRoots(t, b) })
 	t.Run("revocations", func(t *testing.T) { testRevocations(t, b) })
+	t.Run("acme", func(t *testing.T) { testACME(t, b) })
 	t.Run("migrate", func(t *testing.T) { testMigrate(t, b) })
 	t.Run("closed", func(t *testing.T) { testClosed(t, b) })
 }

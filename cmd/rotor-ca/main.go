@@ -27,6 +27,11 @@ Usage:
   rotor-ca token list [flags]     every token: subject, identity, created, last used, expiry, state
   rotor-ca token revoke SUBJECT --reason WHY
                                   revoke a token: it fails at once, and so do the renewals it began
+  rotor-ca acme eab create --namespace NS --service-account SA [--expires-in D]
+                                  an ACME External Account Binding key for an identity; prints "KID HMAC" once
+  rotor-ca acme eab list          every EAB key: ID, identity, created, expiry, bound account, state
+  rotor-ca acme eab revoke KID --reason WHY
+                                  revoke an unused EAB key (its HMAC key is erased)
   rotor-ca identity deny NS/SA --reason WHY [--revoke]
                                   the kill switch: refuse an identity on every replica
   rotor-ca identity allow NS/SA --reason WHY

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/acme"
 	"github.com/rotor-dev/rotor/api"
 	"github.com/rotor-dev/rotor/authn"
 	"github.com/rotor-dev/rotor/checkpoint"
@@ -48,6 +49,7 @@ type serveConfig struct {
 	CheckpointEvery        time.Duration
 	RenewalRetryAfter      time.Duration
 	CRLValidity            time.Duration
+	ACME                   bool
 
 	Issuer                    issuer.Settings
 	IssuerConfig, TrustBundle string
@@ -85,6 +87,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.RenewalRetryAfter, "renewal-info-retry-after", rotor.DefaultRenewalRetryAfter, "Retry-After of GET /v1/renewal-info: how long holders wait before asking again (less when the window opens sooner); at least 30s")
 	f.StringVar(&c.Policy.CRLURL, "crl-url", "", "base URL of the CRLs, e.g. https://ca.example.com/v1/crl: each leaf names <base>/<issuer key ID> as its CRL distribution point (default: none)")
 	f.DurationVar(&c.CRLValidity, "crl-validity", rotor.DefaultCRLValidity, "how long each CRL served at /v1/crl is valid (nextUpdate); a new one is signed every half of it, and within a second of a revocation; the same on every replica")
+	f.BoolVar(&c.ACME, "acme", true, "serve ACME (RFC 8555) with External Account Binding under /acme/ (directory: /acme/directory); accounts need a key from rotor-ca acme eab create")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
 	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
@@ -333,6 +336,12 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 			{Name: "signer", Code: rotor.ESignerUnavailable, Check: trust.CheckSigner}}}
 	if cps != nil {
 		apiCfg.Checkpoints = cps
+	}
+	if c.ACME {
+		if apiCfg.ACME, err = acme.New(acme.Config{ACME: rotor.ACME{CA: ca, Store: st}, Trust: trust, Logger: log,
+			RenewalInfoRetryAfter: c.RenewalRetryAfter}); err != nil {
+			return nil, nil, err
+		}
 	}
 	h, err := api.New(apiCfg)
 	return ca, h, err

@@ -1,6 +1,6 @@
 // Package storecmd is rotor-ca's commands that work on the audit store
-// rather than serve: tokens, the kill switch, revocation, audit verify and
-// checkpoint, prune, roots status and migrate. Each is a cli.Command, run
+// rather than serve: tokens, ACME EAB keys, the kill switch, revocation,
+// audit verify and checkpoint, prune, roots status and migrate. Each is a cli.Command, run
 // by the binary's main; the flags every rotor-ca command shares are here
 // too, so serve and init read the data directory and store the same way.
 package storecmd
@@ -23,7 +23,9 @@ const EnvPrefix = "ROTOR_"
 func Commands() []cli.Command {
 	return []cli.Command{
 		{Name: "token create", Run: runTokenCreate}, {Name: "token list", Run: runTokenList},
-		{Name: "token revoke", Run: runTokenRevoke}, {Name: "identity deny", Run: runIdentityDeny},
+		{Name: "token revoke", Run: runTokenRevoke}, {Name: "acme eab create", Run: runEABCreate},
+		{Name: "acme eab list", Run: runEABList}, {Name: "acme eab revoke", Run: runEABRevoke},
+		{Name: "identity deny", Run: runIdentityDeny},
 		{Name: "identity allow", Run: runIdentityAllow}, {Name: "certificate revoke", Run: runCertificateRevoke},
 		{Name: "audit verify", Run: runAuditVerify}, {Name: "audit checkpoint", Run: runAuditCheckpoint},
 		{Name: "prune", Run: runPrune}, {Name: "roots status", Run: runRootsStatus},

@@ -86,13 +86,7 @@ func newToken(id rotor.Identity, admin bool, name string, expiresIn time.Duratio
 
 // runTokenList prints every token's subject and state, never the token.
 func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var common Flags
-	f := NewFlagSet("token list", stderr)
-	common.Register(f, "directory of the development CA's SQLite database", true)
-	if err := common.Parse(f, args, stderr); err != nil {
-		return err
-	}
-	st, err := common.OpenStore(ctx, store.Options{})
+	st, err := listStore(ctx, "token list", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -122,30 +116,57 @@ func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return w.Flush()
 }
 
-// runTokenRevoke revokes one token by its subject: every replica refuses it
-// from its next request.
-func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// listStore parses the flags of a list command, which has only the
+// common ones, and opens the store it names.
+func listStore(ctx context.Context, name string, args []string, stderr io.Writer) (*store.Store, error) {
+	var common Flags
+	f := NewFlagSet(name, stderr)
+	common.Register(f, "directory of the development CA's SQLite database", true)
+	if err := common.Parse(f, args, stderr); err != nil {
+		return nil, err
+	}
+	return common.OpenStore(ctx, store.Options{})
+}
+
+// revokeCommand parses a revoke command: what it revokes first (checked
+// by check), then the common flags and a required --reason; it opens the
+// store they name.
+func revokeCommand(ctx context.Context, name, what string, args []string, stderr io.Writer,
+	check func(string) error) (string, string, *store.Store, error) {
 	var (
 		common Flags
 		reason string
 	)
-	f := NewFlagSet("token revoke", stderr)
+	f := NewFlagSet(name, stderr)
 	common.Register(f, "directory of the development CA's SQLite database", true)
 	f.StringVar(&reason, "reason", "", "why, for the audit (required)")
-	subject, err := positional(f, args, "SUBJECT (token:… as token list prints it)")
+	target, err := positional(f, args, what)
 	if err == nil {
 		err = common.Parse(f, args[1:], stderr)
 	}
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return "", "", nil, err
+	case reason == "":
+		return "", "", nil, cli.Usagef("--reason is required: the audit says why")
 	}
-	if reason == "" {
-		return cli.Usagef("--reason is required: the audit says why")
-	}
-	if _, err := rotor.ParseTokenSubject(subject); err != nil {
-		return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+	if err := check(target); err != nil {
+		return "", "", nil, err
 	}
 	st, err := common.OpenStore(ctx, store.Options{})
+	return target, reason, st, err
+}
+
+// runTokenRevoke revokes one token by its subject: every replica refuses it
+// from its next request.
+func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	subject, reason, st, err := revokeCommand(ctx, "token revoke", "SUBJECT (token:… as token list prints it)", args, stderr,
+		func(subject string) error {
+			if _, err := rotor.ParseTokenSubject(subject); err != nil {
+				return cli.Usagef("%s", rotor.ErrorMessageOf(err))
+			}
+			return nil
+		})
 	if err != nil {
 		return err
 	}
