@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	mathrand "math/rand/v2"
 	"slices"
 	"time"
 )
@@ -152,8 +153,11 @@ func (ca *CA) IssueFor(ctx context.Context, caller Caller, req IssueRequest) (*I
 		case ca.inFlight <- struct{}{}:
 			defer func() { <-ca.inFlight }()
 		default:
-			return nil, nil, ca.refuse(ctx, req.Credentials.RemoteAddr, caller,
-				Errorf(EOverloaded, "the CA is at its limit of %d issuances in flight; retry shortly", cap(ca.inFlight)))
+			// Retry-After of 1 to 3 whole seconds, drawn per refusal, so the
+			// callers shed together do not all come back together.
+			return nil, nil, ca.refuse(ctx, req.Credentials.RemoteAddr, caller, &Error{Code: EOverloaded,
+				RetryAfter: time.Duration(1+mathrand.IntN(3)) * time.Second,
+				Message:    fmt.Sprintf("the CA is at its limit of %d issuances in flight; retry shortly", cap(ca.inFlight))})
 		}
 	}
 	iss, issuer, err := ca.issue(ctx, req, caller)
@@ -266,6 +270,11 @@ func (ca *CA) serial() (*big.Int, error) {
 	}
 	b[0] &= 0x7f
 	b[0] |= 0x40 // keep the top bit set so every serial is 20 octets and never zero
+	if ca.inFlight != nil {
+		b[len(b)-1] = paceLevel(len(ca.inFlight)-1, cap(ca.inFlight)) // the others in flight: see PacedRenewalTime
+	} else {
+		b[len(b)-1] = 0
+	}
 	return new(big.Int).SetBytes(b), nil
 }
 
@@ -316,5 +325,5 @@ func RenewalTime(issuedAt, notAfter time.Time) time.Time {
 	return issuedAt.Add(time.Duration(float64(notAfter.Sub(issuedAt)) * RenewShare))
 }
 
-// RenewAfter is when the CA suggests the holder renew (RenewalTime).
-func (i *Issuance) RenewAfter() time.Time { return RenewalTime(i.IssuedAt, i.NotAfter) }
+// RenewAfter is when the CA suggests the holder renew (PacedRenewalTime).
+func (i *Issuance) RenewAfter() time.Time { return PacedRenewalTime(i.Serial, i.IssuedAt, i.NotAfter) }

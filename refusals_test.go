@@ -174,7 +174,7 @@ func (s slowSigner) Sign(ctx context.Context, digest []byte, opts crypto.SignerO
 }
 
 // TestMaxInFlight: past the cap, an issuance is refused at once with
-// EOverloaded instead of waiting.
+// EOverloaded instead of waiting; the serials say how busy the CA was.
 func TestMaxInFlight(t *testing.T) {
 	t.Parallel()
 	signing, release := make(chan struct{}, 2), make(chan struct{})
@@ -206,5 +206,13 @@ func TestMaxInFlight(t *testing.T) {
 	}
 	if issued, refused, _ := audit.counts(); issued != 3 || refused != 1 {
 		t.Errorf("%d issued, %d refused; want 3 and the overload refused", issued, refused)
+	}
+	// Pacing: the second of the two made while the other held its slot
+	// carries the top load level in its serial, the one made alone none.
+	audit.mu.Lock()
+	defer audit.mu.Unlock()
+	level := func(i *rotor.Issuance) string { return i.Serial[len(i.Serial)-2:] }
+	if l0, l1, alone := level(audit.issuances[0]), level(audit.issuances[1]), level(audit.issuances[2]); (l0 != "ff" && l1 != "ff") || alone != "00" {
+		t.Errorf("load levels %s and %s under load, %s alone; want ff for the later of the two, 00 alone", l0, l1, alone)
 	}
 }

@@ -104,7 +104,7 @@ func SuggestRenewal(st *CertificateStatus, issuerKeyID string, now time.Time, re
 		a = RenewalAdvice{Window: RenewalWindow{now, now.Add(spread).Truncate(time.Second)},
 			Reason: fmt.Sprintf("issued by issuer key %s, but the CA signs with %s: renew within %v", iss.IssuerKeyID, issuerKeyID, spread.Round(time.Second))}
 	default:
-		start := RenewalTime(iss.IssuedAt.UTC(), notAfter).Truncate(time.Second)
+		start := iss.RenewAfter().UTC().Truncate(time.Second)
 		a = RenewalAdvice{Window: RenewalWindow{start, start.Add(notAfter.Sub(start) / 2).Truncate(time.Second)},
 			Reason: fmt.Sprintf("renew %.0f%% into the lifetime", RenewShare*100)}
 	}
