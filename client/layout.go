@@ -45,15 +45,30 @@ type Layout struct {
 // Owner is a file's owner and group; -1 leaves either as the writer's.
 type Owner struct{ UID, GID int }
 
-// link is one visible name and the file in the version it points at.
-type link struct{ name, file string }
+// Paths are the visible files of a Layout in a directory; Combined is ""
+// when the layout has none.
+type Paths struct{ Cert, Key, Bundle, Combined string }
+
+// Paths are l's visible files in dir, for the programs told to read them.
+func (l Layout) Paths(dir string) Paths {
+	p := Paths{Cert: filepath.Join(dir, or(l.Cert, CertFile)), Key: filepath.Join(dir, or(l.Key, KeyFile)),
+		Bundle: filepath.Join(dir, or(l.Bundle, BundleFile))}
+	if l.Combined != "" {
+		p.Combined = filepath.Join(dir, l.Combined)
+	}
+	return p
+}
+
+// link is one visible name, the file in the version it points at, and
+// what the file is ("cert", "key", "bundle", "combined") for messages.
+type link struct{ name, file, role string }
 
 // links are the layout's visible names with their files, defaults filled.
 func (l Layout) links() []link {
-	out := []link{{or(l.Cert, CertFile), CertFile}, {or(l.Key, KeyFile), KeyFile},
-		{or(l.Bundle, BundleFile), BundleFile}}
+	out := []link{{or(l.Cert, CertFile), CertFile, "cert"}, {or(l.Key, KeyFile), KeyFile, "key"},
+		{or(l.Bundle, BundleFile), BundleFile, "bundle"}}
 	if l.Combined != "" {
-		out = append(out, link{l.Combined, CombinedFile})
+		out = append(out, link{l.Combined, CombinedFile, "combined"})
 	}
 	return out
 }
@@ -80,13 +95,13 @@ func (l Layout) Validate() error {
 	for _, k := range l.links() {
 		switch n := k.name; {
 		case strings.ContainsRune(n, '/'):
-			return fmt.Errorf("file name %q for %s must be a plain name inside the output directory, not a path", n, k.file)
+			return fmt.Errorf("%s file name %q must be a plain name inside the output directory, not a path", k.role, n)
 		case strings.HasPrefix(n, "."):
-			return fmt.Errorf("file name %q for %s must not start with a dot: those names are the writer's own (..data, versions)", n, k.file)
+			return fmt.Errorf("%s file name %q must not start with a dot: those names are the writer's own (..data, versions)", k.role, n)
 		case seen[n] != "":
-			return fmt.Errorf("file name %q is given to both %s and %s", n, seen[n], k.file)
+			return fmt.Errorf("file name %q is given to both the %s and the %s file", n, seen[n], k.role)
 		}
-		seen[k.name] = k.file
+		seen[k.name] = k.role
 	}
 	if m := l.keyMode(); m&^0o660 != 0 || m&0o400 == 0 {
 		return fmt.Errorf("key mode %04o: want permission bits that let the owner read, execute nothing and let no other user in, such as 0600 or 0640", m)
