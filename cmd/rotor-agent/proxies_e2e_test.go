@@ -27,9 +27,11 @@ import (
 type proxy struct {
 	name, install string
 	bins          []string // commands it needs on PATH
-	// config is its configuration file for files in out, serving on port,
-	// with its own state in dir.
-	config func(dir, out string, port int) string
+	configFile    string   // its configuration's name in its directory
+	// config is its configuration file for files in out, serving on port
+	// to the client whose certificate's subject CN is peer, with its own
+	// state in dir.
+	config func(dir, out string, port int, peer string) string
 	// start is its command line; reload the agent's --exec.
 	start  func(dir string) []string
 	reload func(dir string) string
@@ -41,7 +43,7 @@ type proxy struct {
 
 var proxies = []proxy{{
 	name: "nginx", install: "apt-get install -y nginx", bins: []string{"nginx"},
-	config: nginxConfig,
+	configFile: "nginx.conf", config: nginxConfig,
 	start: func(dir string) []string {
 		return []string{"nginx", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr"}
 	},
@@ -51,7 +53,7 @@ var proxies = []proxy{{
 	verified: "SUCCESS",
 }, {
 	name: "haproxy", install: "apt-get install -y haproxy socat", bins: []string{"haproxy", "socat"},
-	config: haproxyConfig,
+	configFile: "haproxy.cfg", config: haproxyConfig,
 	start: func(dir string) []string {
 		return []string{"haproxy", "-W", "-S", filepath.Join(dir, "master.sock"), "-f", filepath.Join(dir, "haproxy.cfg")}
 	},
@@ -65,7 +67,7 @@ var proxies = []proxy{{
 // nginxConfig is docs/proxies.md's server block in a configuration of its
 // own: foreground, logging to stderr, its pid and temporary files in dir,
 // workers as the current user.
-func nginxConfig(dir, out string, port int) string {
+func nginxConfig(dir, out string, port int, peer string) string {
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers as the test's user, not nobody
@@ -88,15 +90,16 @@ http {
     ssl_client_certificate %[2]s/bundle.pem;
     ssl_verify_client on;
     ssl_verify_depth 2;
+    if ($ssl_client_s_dn != "CN=%[5]s") { return 403; }
     location / { return 200 "$ssl_client_verify $ssl_client_serial\n"; }
   }
 }
-`, dir, out, port, user)
+`, dir, out, port, user, peer)
 }
 
 // haproxyConfig is docs/proxies.md's frontend; the master socket is on
 // the command line.
-func haproxyConfig(_, out string, port int) string {
+func haproxyConfig(_, out string, port int, peer string) string {
 	return fmt.Sprintf(`global
   log stderr format raw local0 notice
 defaults
@@ -107,8 +110,9 @@ defaults
   timeout server 5s
 frontend mtls
   bind 127.0.0.1:%[2]d ssl crt %[1]s/haproxy.pem ca-file %[1]s/bundle.pem verify required
+  http-request deny deny_status 403 unless { ssl_c_s_dn(CN) -m str %[3]s }
   http-request return status 200 content-type text/plain lf-string "%%[ssl_c_verify] %%[ssl_c_serial,hex]\n"
-`, out, port)
+`, out, port, peer)
 }
 
 // TestProxies: nginx and HAProxy from Debian serve mTLS with the files a
@@ -144,10 +148,10 @@ func testProxy(t *testing.T, p proxy, agentBin string) {
 		t.Fatal(err)
 	}
 	server := rotor.Identity{Namespace: "default", ServiceAccount: p.name}
+	clientID := rotor.Identity{Namespace: "default", ServiceAccount: "client"}
 	env := []string{"ROTOR_TOKEN=" + ca.Token(t, server)}
 	args := append([]string{"--ca-url", ca.URL, "--ca-bundle", rootFile, "--out-dir", out, "--log-format", "json"}, p.layout...)
-	agentLog := filepath.Join(work, "agent.log")
-	proxyLog := filepath.Join(work, p.name+".log")
+	agentLog, proxyLog := filepath.Join(work, "agent.log"), filepath.Join(work, p.name+".log")
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("rotor-agent log:\n%s\n%s log:\n%s", e2etest.ReadFile(t, agentLog), p.name, e2etest.ReadFile(t, proxyLog))
@@ -159,32 +163,14 @@ func testProxy(t *testing.T, p proxy, agentBin string) {
 	if b, err := once.CombinedOutput(); err != nil {
 		t.Fatalf("rotor-agent --once: %v\n%s", err, b)
 	}
-	port := freePort(t)
-	conf := filepath.Join(work, map[string]string{"nginx": "nginx.conf", "haproxy": "haproxy.cfg"}[p.name])
-	if err := os.WriteFile(conf, []byte(p.config(work, out, port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := p.start(work)
-	srv := e2etest.StartGroup(t, proxyLog, cmd[0], cmd[1:]...)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	e2etest.WaitFor(t, p.name+" listening on "+addr, 20*time.Second, func() bool {
-		if srv.Exited() {
-			t.Fatalf("%s exited at start:\n%s", p.name, e2etest.ReadFile(t, proxyLog))
-		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	addr := startProxy(t, p, work, out, proxyLog, clientID.DNSName(catest.TrustDomain))
 	agent := e2etest.StartEnv(t, env, agentLog, agentBin, append(args, "--exec", p.reload(work))...)
 
-	src := clientSource(t, ca, rotor.Identity{Namespace: "default", ServiceAccount: "client"})
 	var (
 		mu            sync.Mutex
 		clientSerials = map[string]bool{}
 	)
-	traffic := e2etest.StartMTLSClient(t, "https://"+addr, src.ClientConfig(server), "rotations",
+	traffic := e2etest.StartMTLSClient(t, "https://"+addr, clientSource(t, ca, clientID).ClientConfig(server), "rotations",
 		func(_ *http.Response, body []byte) error {
 			verdict, serial, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
 			if verdict != p.verified || serial == "" {
@@ -204,13 +190,55 @@ func testProxy(t *testing.T, p proxy, agentBin string) {
 		t.Errorf("rotor-agent exited %d", code)
 	}
 	checkProxyRun(t, p, agentLog, traffic, len(clientSerials), time.Since(start))
+	checkRefusals(t, p, ca, addr, server)
+}
+
+// startProxy writes p's configuration in dir for the files in out, with
+// peer the client's CN, starts p and returns the address it serves on.
+func startProxy(t *testing.T, p proxy, dir, out, logPath, peer string) string {
+	t.Helper()
+	port := freePort(t)
+	if err := os.WriteFile(filepath.Join(dir, p.configFile), []byte(p.config(dir, out, port, peer)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := p.start(dir)
+	srv := e2etest.StartGroup(t, logPath, cmd[0], cmd[1:]...)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e2etest.WaitFor(t, p.name+" listening on "+addr, 20*time.Second, func() bool {
+		if srv.Exited() {
+			t.Fatalf("%s exited at start:\n%s", p.name, e2etest.ReadFile(t, logPath))
+		}
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
+}
+
+// checkRefusals: the proxy answers no client without a certificate, and
+// refuses a certificate of the same CA for another identity (403).
+func checkRefusals(t *testing.T, p proxy, ca *catest.CA, addr string, server rotor.Identity) {
+	t.Helper()
 	if code, _ := e2etest.HTTPGet("https://"+addr, ca.Roots); code == http.StatusOK {
 		t.Errorf("%s answered 200 to a client without a certificate", p.name)
+	}
+	stranger := clientSource(t, ca, rotor.Identity{Namespace: "default", ServiceAccount: "stranger"})
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: stranger.ClientConfig(server)}}
+	resp, err := hc.Get("https://" + addr)
+	if err != nil {
+		t.Fatalf("another identity's client: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("%s answered another identity's client %d, want 403", p.name, resp.StatusCode)
 	}
 }
 
 // checkProxyRun checks the agent's log against what the client met: every
-// server certificate was written by the agent and no hook failed.
+// server certificate was written by the agent, no hook failed, and the
+// client's own certificate rotated through the proxy's verification.
 func checkProxyRun(t *testing.T, p proxy, agentLog string, traffic *e2etest.MTLSTraffic, clientCerts int, took time.Duration) {
 	t.Helper()
 	written := e2etest.Events(t, agentLog, agentpkg.EventWritten)
