@@ -234,7 +234,7 @@ func ParseOwner(s string) (*client.Owner, error) {
 		}
 	}
 	if group != "" {
-		if o.GID, err = lookupGID(group); err != nil {
+		if o.GID, err = LookupGroup(group); err != nil {
 			return nil, fmt.Errorf("owner %q: %w", s, err)
 		}
 	}
@@ -253,8 +253,9 @@ func lookupUID(s string) (int, error) {
 	return strconv.Atoi(u.Uid)
 }
 
-// lookupGID is a numeric group ID as it is, or a group name's ID.
-func lookupGID(s string) (int, error) {
+// LookupGroup is a numeric group ID as it is, or a group name's ID: for
+// --owner and --workload-api-socket-group alike.
+func LookupGroup(s string) (int, error) {
 	if id, err := strconv.Atoi(s); err == nil && id >= 0 {
 		return id, nil
 	}
