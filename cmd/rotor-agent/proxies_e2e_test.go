@@ -36,6 +36,9 @@ type proxy struct {
 	start  func(dir string) []string
 	reload func(dir string) string
 	layout []string // the agent's output flags
+	// private is the file holding the key, which must have keyMode.
+	private string
+	keyMode os.FileMode
 	// verified starts the answer when the proxy verified the client's
 	// certificate; the client's serial (hex) follows.
 	verified string
@@ -50,7 +53,7 @@ var proxies = []proxy{{
 	reload: func(dir string) string {
 		return fmt.Sprintf("nginx -p %s -c %s/nginx.conf -e stderr -s reload", dir, dir)
 	},
-	verified: "SUCCESS",
+	verified: "SUCCESS", private: "key.pem", keyMode: 0o600,
 }, {
 	name: "haproxy", install: "apt-get install -y haproxy socat", bins: []string{"haproxy", "socat"},
 	configFile: "haproxy.cfg", config: haproxyConfig,
@@ -60,8 +63,9 @@ var proxies = []proxy{{
 	reload: func(dir string) string {
 		return fmt.Sprintf("echo reload | socat stdio unix-connect:%s/master.sock", dir)
 	},
-	layout:   []string{"--combined-file", "haproxy.pem"},
+	layout:   []string{"--combined-file", "haproxy.pem", "--key-mode", "0640"},
 	verified: "0", // ssl_c_verify: X509_V_OK
+	private:  "haproxy.pem", keyMode: 0o640,
 }}
 
 // nginxConfig is docs/proxies.md's server block in a configuration of its
@@ -191,6 +195,9 @@ func testProxy(t *testing.T, p proxy, agentBin string) {
 	}
 	checkProxyRun(t, p, agentLog, traffic, len(clientSerials), time.Since(start))
 	checkRefusals(t, p, ca, addr, server)
+	if fi, err := os.Stat(filepath.Join(out, p.private)); err != nil || fi.Mode().Perm() != p.keyMode {
+		t.Errorf("%s: %v (%v), want mode %v", p.private, fi.Mode(), err, p.keyMode)
+	}
 }
 
 // startProxy writes p's configuration in dir for the files in out, with
