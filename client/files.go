@@ -15,7 +15,9 @@ import (
 // The files rotor-agent keeps in its output directory. Each visible name is
 // a symlink into the current version: cert.pem -> ..data/cert.pem, where
 // ..data is itself a symlink to a timestamped directory such as
-// ..2026_11_27_18_00_00.123456789 (Kubernetes' AtomicWriter layout).
+// ..2026_11_27_18_00_00.123456789 (Kubernetes' AtomicWriter layout). These
+// are the names inside every version; a Layout may give the visible links
+// other names and add CombinedFile.
 const (
 	CertFile   = "cert.pem"   // leaf then chain, PEM
 	KeyFile    = "key.pem"    // PKCS#8 private key, PEM, mode 0600
