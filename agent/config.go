@@ -37,7 +37,8 @@ type Config struct {
 	OutDir    string
 	// Layout names the files in OutDir, the key's mode and the files'
 	// owner, and adds a combined PEM if asked (client.Layout); the zero
-	// value is cert.pem, key.pem and bundle.pem, key mode 0600.
+	// value is cert.pem, key.pem and bundle.pem, key mode 0600. Names may
+	// be paths directly in OutDir (Layout.In).
 	Layout  client.Layout
 	KeyType rotor.KeyType
 	// TTL asks for a lifetime shorter than the CA's default; zero asks for
@@ -122,7 +123,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--ca-fingerprint: %w", err)
 		}
 	}
-	if err := c.Layout.Validate(); err != nil {
+	l, err := c.Layout.In(c.OutDir)
+	if err == nil {
+		err = l.Validate()
+	}
+	if err != nil {
 		return fmt.Errorf("output files: %w", err)
 	}
 	if _, err := rotor.ParseKeyType(string(c.KeyType)); err != nil {

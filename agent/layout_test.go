@@ -25,7 +25,8 @@ func TestLayout(t *testing.T) {
 	cfg.Once = true
 	env := filepath.Join(t.TempDir(), "env")
 	cfg.Exec = "env > " + env
-	cfg.Layout = client.Layout{Cert: "tls.crt", Key: "tls.key", Bundle: "ca.crt", KeyMode: 0o640}
+	// A path in OutDir counts as its name there, as the hook's variables give it.
+	cfg.Layout = client.Layout{Cert: filepath.Join(cfg.OutDir, "tls.crt"), Key: "tls.key", Bundle: "ca.crt", KeyMode: 0o640}
 	if err := newAgent(t, cfg).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

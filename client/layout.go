@@ -87,6 +87,31 @@ func (l Layout) keyMode() os.FileMode {
 	return l.KeyMode
 }
 
+// In returns l with every name given as a path directly inside dir (the
+// form the agent's hook gets them in, ROTOR_CERT_FILE and the like) made a
+// plain name. A path anywhere else is refused: every file must be in dir,
+// so that one rename swaps them all.
+func (l Layout) In(dir string) (Layout, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return l, fmt.Errorf("output directory %s: %w", dir, err)
+	}
+	for _, f := range []struct {
+		name *string
+		role string
+	}{{&l.Cert, "cert"}, {&l.Key, "key"}, {&l.Bundle, "bundle"}, {&l.Combined, "combined"}} {
+		if !strings.ContainsRune(*f.name, '/') {
+			continue
+		}
+		p, err := filepath.Abs(*f.name)
+		if err != nil || filepath.Dir(p) != abs {
+			return l, fmt.Errorf("%s file %s is not directly in the output directory %s: every file must be, so that one rename swaps them all", f.role, *f.name, dir)
+		}
+		*f.name = filepath.Base(p)
+	}
+	return l, nil
+}
+
 // Validate checks that every name is a plain, distinct file name the
 // layout's own files (..data, version directories, temporary links) cannot
 // collide with, and that the key mode keeps the key from other users.

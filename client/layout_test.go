@@ -145,3 +145,29 @@ func TestLayoutInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestLayoutIn: a name may be given as a path directly in the directory,
+// as the hook's ROTOR_CERT_FILE holds it; anywhere else is refused.
+func TestLayoutIn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, in, dir, want string
+		ok                  bool
+	}{
+		{"ok/name", "tls.crt", dir, "tls.crt", true},
+		{"ok/path-in-dir", filepath.Join(dir, "tls.crt"), dir, "tls.crt", true},
+		{"ok/relative-path-in-dir", "out/tls.crt", "out", "tls.crt", true},
+		{"ok/unclean-path-in-dir", dir + "/./tls.crt", dir + "/", "tls.crt", true},
+		{"fail/elsewhere", "/etc/ssl/tls.crt", dir, "", false},
+		{"fail/subdir", filepath.Join(dir, "sub", "tls.crt"), dir, "", false},
+		{"fail/parent", filepath.Join(dir, "..", "tls.crt"), dir, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := client.Layout{Cert: tc.in}.In(tc.dir)
+			if (err == nil) != tc.ok || (tc.ok && l.Cert != tc.want) {
+				t.Errorf("In(%q) in %q = %q, %v; want %q ok=%v", tc.in, tc.dir, l.Cert, err, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -65,7 +65,7 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token, re-read before every request (projected service-account tokens rotate)")
 	fs.StringVar(&c.Token, "token", "", "the bearer token itself (visible in ps: prefer ROTOR_TOKEN or --token-file)")
 	fs.StringVar(&c.OutDir, "out-dir", "", "directory for cert.pem, key.pem and bundle.pem")
-	fs.StringVar(&c.Layout.Cert, "cert-file", client.CertFile, "name in --out-dir of the certificate file (leaf then chain); names, not paths, so one swap replaces every file")
+	fs.StringVar(&c.Layout.Cert, "cert-file", client.CertFile, "name in --out-dir of the certificate file (leaf then chain); a path only directly in --out-dir, so one swap replaces every file")
 	fs.StringVar(&c.Layout.Key, "key-file", client.KeyFile, "name in --out-dir of the private key file (PKCS#8, --key-mode)")
 	fs.StringVar(&c.Layout.Bundle, "bundle-file", client.BundleFile, "name in --out-dir of the trust bundle file (the roots that verify peers)")
 	fs.StringVar(&c.Layout.Combined, "combined-file", "", "name in --out-dir of a file holding the key, the leaf and the chain, for HAProxy and others that want one file; written in the same swap, with --key-mode (default: none)")
