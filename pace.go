@@ -50,5 +50,5 @@ func PacedRenewalTime(serial string, issuedAt, notAfter time.Time) time.Time {
 	level, place := float64(v&0xff)/255, float64(v>>8)/(1<<32)
 	spread := MinPace + (MaxPace-MinPace)*level
 	// Whole seconds, as the API and renewal-info windows carry them.
-	return at.Add(-time.Duration(place * spread * float64(notAfter.Sub(issuedAt)))).Truncate(time.Second)
+	return at.Add(-time.Duration(place * spread * float64(notAfter.Sub(issuedAt)))).Round(time.Second)
 }

@@ -92,6 +92,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Layout, _ = cfg.Layout.In(cfg.OutDir) // checked by Validate
 	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand,
 		hook: hook{command: cfg.Exec, env: cfg.ExecEnv, timeout: cfg.ExecTimeout, signal: cfg.Signal,
 			pidFile: cfg.PIDFile}}

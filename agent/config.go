@@ -9,12 +9,15 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/client"
 )
 
 // Config is everything the agent needs. CAURL, OutDir, one of CABundleFile
@@ -32,7 +35,12 @@ type Config struct {
 	TokenFile string
 	Token     string
 	OutDir    string
-	KeyType   rotor.KeyType
+	// Layout names the files in OutDir, the key's mode and the files'
+	// owner, and adds a combined PEM if asked (client.Layout); the zero
+	// value is cert.pem, key.pem and bundle.pem, key mode 0600. Names may
+	// be paths directly in OutDir (Layout.In).
+	Layout  client.Layout
+	KeyType rotor.KeyType
 	// TTL asks for a lifetime shorter than the CA's default; zero asks for
 	// the default.
 	TTL         time.Duration
@@ -114,6 +122,13 @@ func (c *Config) Validate() error {
 		if _, err := rotor.ParseFingerprint(c.CAFingerprint); err != nil {
 			return fmt.Errorf("--ca-fingerprint: %w", err)
 		}
+	}
+	l, err := c.Layout.In(c.OutDir)
+	if err == nil {
+		err = l.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("output files: %w", err)
 	}
 	if _, err := rotor.ParseKeyType(string(c.KeyType)); err != nil {
 		return fmt.Errorf("--key-type: %w", err)
@@ -197,4 +212,61 @@ func ParseSignal(s string) (syscall.Signal, error) {
 		return syscall.Signal(n), nil
 	}
 	return 0, fmt.Errorf("signal %q is not one of HUP, INT, QUIT, TERM, USR1, USR2, WINCH or a number", s)
+}
+
+// ParseKeyMode reads --key-mode: permission bits in octal, such as 0640.
+// Whether they keep the key private is client.Layout's Validate.
+func ParseKeyMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(strings.TrimSpace(s), 8, 32)
+	if err != nil || m == 0 || m&^0o777 != 0 {
+		return 0, fmt.Errorf("key mode %q: want permission bits in octal, such as 0600 or 0640", s)
+	}
+	return os.FileMode(m), nil
+}
+
+// ParseOwner reads --owner: "user", "user:group" or ":group", each a name
+// or a numeric ID. A user alone keeps the agent's group, as chown does.
+func ParseOwner(s string) (*client.Owner, error) {
+	name, group, _ := strings.Cut(strings.TrimSpace(s), ":")
+	if name == "" && group == "" {
+		return nil, fmt.Errorf("owner %q: want user, user:group or :group", s)
+	}
+	o := &client.Owner{UID: -1, GID: -1}
+	var err error
+	if name != "" {
+		if o.UID, err = lookupUID(name); err != nil {
+			return nil, fmt.Errorf("owner %q: %w", s, err)
+		}
+	}
+	if group != "" {
+		if o.GID, err = LookupGroup(group); err != nil {
+			return nil, fmt.Errorf("owner %q: %w", s, err)
+		}
+	}
+	return o, nil
+}
+
+// lookupUID is a numeric user ID as it is, or a user name's ID.
+func lookupUID(s string) (int, error) {
+	if id, err := strconv.Atoi(s); err == nil && id >= 0 {
+		return id, nil
+	}
+	u, err := user.Lookup(s)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+// LookupGroup is a numeric group ID as it is, or a group name's ID: for
+// --owner and --workload-api-socket-group alike.
+func LookupGroup(s string) (int, error) {
+	if id, err := strconv.Atoi(s); err == nil && id >= 0 {
+		return id, nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
 }

@@ -69,6 +69,7 @@ func (a *Agent) loadDisk() {
 		issuedAt = leaf.NotBefore
 	}
 	a.cur = &current{cert: &pair, key: key, identity: id, trustDomain: td, issuedAt: issuedAt}
+	a.relayout(f, issuedAt)
 	if kt, _ := rotor.KeyTypeOf(key.Public()); kt != a.cfg.KeyType {
 		a.log.Info("The key on disk is not of the configured type; renewing now", "on_disk", kt, "want", a.cfg.KeyType)
 	} else {
@@ -76,6 +77,23 @@ func (a *Agent) loadDisk() {
 	}
 	a.metrics.cert.certificate(id, leaf, a.cur.renewAt)
 	a.publish()
+}
+
+// relayout writes the adopted files again when they are not laid out as
+// configured (an earlier run had other names, no combined file, another
+// key mode or owner): the certificate may not be due for hours, and the
+// proxy configured for the new layout needs its files now. The version
+// keeps the issuance time. A failed write leaves the old layout, which
+// still holds a valid pair: logged, and the next renewal writes anew.
+func (a *Agent) relayout(f client.Files, issuedAt time.Time) {
+	if a.cfg.Layout.InPlace(a.cfg.OutDir) {
+		return
+	}
+	if err := a.cfg.Layout.Write(a.cfg.OutDir, f, issuedAt); err != nil {
+		a.log.Warn("Cannot lay out the files on disk as configured; the next renewal will", "out_dir", a.cfg.OutDir, "error", err)
+		return
+	}
+	a.log.Info("Laid out the certificate on disk as configured", "out_dir", a.cfg.OutDir)
 }
 
 // anchors reports whether a bundle found on disk belongs to the CA the

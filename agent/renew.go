@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -162,7 +161,7 @@ func (a *Agent) prepare(issued *client.Issued, key crypto.Signer) (*issuedPair, 
 // named after p's issuance, not the write, so a restart measures the
 // lifetime from when the CA issued it.
 func (a *Agent) write(p *issuedPair) error {
-	if err := client.WriteFiles(a.cfg.OutDir, p.files, p.issuedAt); err != nil {
+	if err := a.cfg.Layout.Write(a.cfg.OutDir, p.files, p.issuedAt); err != nil {
 		return withCause("write", err)
 	}
 	if a.cur != nil && a.cur.identity != p.identity {
@@ -232,15 +231,18 @@ func (a *Agent) token() (string, error) {
 	return tok, nil
 }
 
-// hookEnv tells the hook what changed. The token is never in it.
+// hookEnv tells the hook what changed, by the visible names the layout
+// gives the files. The token is never in it.
 func (a *Agent) hookEnv(issued *client.Issued) []string {
-	dir := a.cfg.OutDir
-	return []string{
+	env := []string{
 		"ROTOR_CERT_SERIAL=" + issued.Serial,
 		"ROTOR_CERT_NOT_AFTER=" + issued.NotAfter.UTC().Format(time.RFC3339),
-		"ROTOR_CERT_FILE=" + filepath.Join(dir, client.CertFile),
-		"ROTOR_KEY_FILE=" + filepath.Join(dir, client.KeyFile),
-		"ROTOR_BUNDLE_FILE=" + filepath.Join(dir, client.BundleFile),
 		"ROTOR_SPIFFE_ID=" + issued.SPIFFEID,
 	}
+	p := a.cfg.Layout.Paths(a.cfg.OutDir)
+	env = append(env, "ROTOR_CERT_FILE="+p.Cert, "ROTOR_KEY_FILE="+p.Key, "ROTOR_BUNDLE_FILE="+p.Bundle)
+	if p.Combined != "" {
+		env = append(env, "ROTOR_COMBINED_FILE="+p.Combined)
+	}
+	return env
 }

@@ -15,7 +15,9 @@ import (
 // The files rotor-agent keeps in its output directory. Each visible name is
 // a symlink into the current version: cert.pem -> ..data/cert.pem, where
 // ..data is itself a symlink to a timestamped directory such as
-// ..2026_11_27_18_00_00.123456789 (Kubernetes' AtomicWriter layout).
+// ..2026_11_27_18_00_00.123456789 (Kubernetes' AtomicWriter layout). These
+// are the names inside every version; a Layout may give the visible links
+// other names and add CombinedFile.
 const (
 	CertFile   = "cert.pem"   // leaf then chain, PEM
 	KeyFile    = "key.pem"    // PKCS#8 private key, PEM, mode 0600
@@ -41,7 +43,19 @@ type Files struct {
 // retry when the pair does not match, or resolve ..data first.
 //
 // Only one writer may use dir at a time. now names the version directory.
+// It is Layout{}.Write: the default names and modes.
 func WriteFiles(dir string, f Files, now time.Time) error {
+	return Layout{}.Write(dir, f, now)
+}
+
+// Write is WriteFiles with l's names, key mode, owner and combined file.
+// Every file of the version, the combined one too, has its mode and owner
+// before ..data points at it, so the swap makes all of them current at
+// once. It fails before touching dir if l does not Validate.
+func (l Layout) Write(dir string, f Files, now time.Time) error {
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("write files: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write files: %w", err)
 	}
@@ -49,14 +63,11 @@ func WriteFiles(dir string, f Files, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for _, file := range []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{{CertFile, f.Cert, 0o644}, {KeyFile, f.Key, 0o600}, {BundleFile, f.Bundle, 0o644}} {
+	uid, gid := l.owner()
+	for _, file := range l.contents(f) {
 		// Each file is synced, and so is the version directory, before
 		// ..data can point at it.
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, version, file.name), file.data, file.perm); err != nil {
+		if err := fsutil.WriteFileAtomicOwned(filepath.Join(dir, version, file.name), file.data, file.perm, uid, gid); err != nil {
 			os.RemoveAll(filepath.Join(dir, version))
 			return err
 		}
@@ -68,12 +79,12 @@ func WriteFiles(dir string, f Files, now time.Time) error {
 	if err := fsutil.SyncDir(dir); err != nil {
 		return err
 	}
-	for _, name := range []string{CertFile, KeyFile, BundleFile} {
-		target := filepath.Join(dataLink, name)
-		if cur, err := os.Readlink(filepath.Join(dir, name)); err == nil && cur == target {
+	for _, k := range l.links() {
+		target := filepath.Join(dataLink, k.file)
+		if cur, err := os.Readlink(filepath.Join(dir, k.name)); err == nil && cur == target {
 			continue
 		}
-		if err := replaceSymlink(dir, "."+name+".tmp", name, target); err != nil {
+		if err := replaceSymlink(dir, "."+k.name+".tmp", k.name, target); err != nil {
 			return err
 		}
 	}

@@ -9,9 +9,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
+
+	"github.com/rotor-dev/rotor/agent"
 )
 
 // DefaultMode is the socket's mode unless told otherwise: the owner only,
@@ -88,14 +88,11 @@ func (s Socket) Listen() (net.Listener, error) {
 
 // lookupGroup reads a group name or numeric ID.
 func lookupGroup(g string) (int, error) {
-	if id, err := strconv.Atoi(g); err == nil && id >= 0 {
-		return id, nil
-	}
-	grp, err := user.LookupGroup(g)
+	gid, err := agent.LookupGroup(g)
 	if err != nil {
 		return 0, fmt.Errorf("workload API socket group: %w", err)
 	}
-	return strconv.Atoi(grp.Gid)
+	return gid, nil
 }
 
 // listener removes its socket file on Close if it is still its own.

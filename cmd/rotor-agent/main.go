@@ -55,6 +55,7 @@ type options struct {
 	keyType, signal, listen string
 	socket                  workloadapi.Socket
 	socketMode              string
+	keyMode, owner          string
 	logging                 cli.LogFlags
 }
 
@@ -65,6 +66,12 @@ func register(fs *cli.FlagSet, c *agent.Config, o *options) {
 	fs.StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token, re-read before every request (projected service-account tokens rotate)")
 	fs.StringVar(&c.Token, "token", "", "the bearer token itself (visible in ps: prefer ROTOR_TOKEN or --token-file)")
 	fs.StringVar(&c.OutDir, "out-dir", "", "directory for cert.pem, key.pem and bundle.pem")
+	fs.StringVar(&c.Layout.Cert, "cert-file", client.CertFile, "name in --out-dir of the certificate file (leaf then chain); a path only directly in --out-dir, so one swap replaces every file")
+	fs.StringVar(&c.Layout.Key, "key-file", client.KeyFile, "name in --out-dir of the private key file (PKCS#8, --key-mode)")
+	fs.StringVar(&c.Layout.Bundle, "bundle-file", client.BundleFile, "name in --out-dir of the trust bundle file (the roots that verify peers)")
+	fs.StringVar(&c.Layout.Combined, "combined-file", "", "name in --out-dir of a file holding the key, the leaf and the chain, for HAProxy and others that want one file; written in the same swap, with --key-mode (default: none)")
+	fs.StringVar(&o.keyMode, "key-mode", fmt.Sprintf("%04o", client.DefaultKeyMode), "permission bits of the key and the combined file, octal, e.g. 0640 with --owner :proxy-group; none for other users")
+	fs.StringVar(&o.owner, "owner", "", "user[:group] or :group (names or IDs) that owns the files, set before their first byte, e.g. haproxy:haproxy; the agent must be root or, for a group, a member (default: the agent's)")
 	fs.StringVar(&o.keyType, "key-type", string(rotor.ECDSAP256), "private key type: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048 or rsa-3072")
 	fs.DurationVar(&c.TTL, "ttl", 0, "lifetime to ask for, at most the CA's maximum (default: the CA's default)")
 	c.RenewBefore = agent.DefaultRenewBefore
@@ -166,6 +173,14 @@ func (o *options) apply(c *agent.Config) error {
 	if o.signal != "" {
 		if c.Signal, err = agent.ParseSignal(o.signal); err != nil {
 			return fmt.Errorf("--signal: %w", err)
+		}
+	}
+	if c.Layout.KeyMode, err = agent.ParseKeyMode(o.keyMode); err != nil {
+		return fmt.Errorf("--key-mode: %w", err)
+	}
+	if o.owner != "" {
+		if c.Layout.Owner, err = agent.ParseOwner(o.owner); err != nil {
+			return fmt.Errorf("--owner: %w", err)
 		}
 	}
 	mode, err := strconv.ParseUint(o.socketMode, 8, 32)

@@ -48,15 +48,31 @@ func Start(t testing.TB, logPath, bin string, args ...string) *Proc {
 // StartEnv is Start with env added to the test's environment.
 func StartEnv(t testing.TB, env []string, logPath, bin string, args ...string) *Proc {
 	t.Helper()
+	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	return start(t, cmd, logPath, false)
+}
+
+// StartGroup is Start for a server that forks workers (nginx, HAProxy):
+// it runs in a process group of its own, and when the test ends the whole
+// group is sent SIGTERM and, a few seconds later, SIGKILL, so no worker
+// outlives the test, even one whose master died first.
+func StartGroup(t testing.TB, logPath, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return start(t, cmd, logPath, true)
+}
+
+func start(t testing.TB, cmd *exec.Cmd, logPath string, group bool) *Proc {
+	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatal(err)
@@ -64,12 +80,29 @@ func StartEnv(t testing.TB, env []string, logPath, bin string, args ...string) *
 	p := &Proc{Cmd: cmd, Log: logPath, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(p.exited) }()
 	t.Cleanup(func() {
+		if group {
+			killGroup(cmd.Process.Pid, p.exited)
+			return
+		}
 		if !p.Exited() {
 			_ = p.Cmd.Process.Kill()
 			<-p.exited
 		}
 	})
 	return p
+}
+
+// killGroup ends process group pgid: SIGTERM, then SIGKILL for whatever
+// is left after five seconds. A group whose every member is gone answers
+// ESRCH, which is how the wait ends.
+func killGroup(pgid int, exited <-chan struct{}) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	<-exited
 }
 
 // Stop sends SIGTERM and returns the exit code.

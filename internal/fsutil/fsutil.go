@@ -13,6 +13,14 @@ import (
 // crash. perm applies from the first byte: a key file is never briefly
 // world-readable.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteFileAtomicOwned(path, data, perm, -1, -1)
+}
+
+// WriteFileAtomicOwned is WriteFileAtomic with the file handed to uid and
+// gid (-1 leaves either as the writer's) while it is still empty and only
+// the writer may open it, so it is never readable by a user it is not
+// meant for, not even for a moment.
+func WriteFileAtomicOwned(path string, data []byte, perm os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -20,6 +28,13 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
+	// CreateTemp made it 0600: only the writer can open it until perm.
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: chown: %w", path, err)
+		}
+	}
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: chmod: %w", path, err)
