@@ -89,7 +89,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.CRLValidity, "crl-validity", rotor.DefaultCRLValidity, "how long each CRL served at /v1/crl is valid (nextUpdate); a new one is signed every half of it, and within a second of a revocation; the same on every replica")
 	f.BoolVar(&c.ACME, "acme", true, "serve ACME (RFC 8555) with External Account Binding under /acme/ (directory: /acme/directory); accounts need a key from rotor-ca acme eab create")
 	c.Issuer.RegisterFlags(f.FlagSet, true)
-	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes")
+	f.StringVar(&c.IssuerConfig, "issuer-config", "", "file of issuer settings (issuer-cert=…, signer=…: the names of these flags), as rotor-ca init writes it; re-read on SIGHUP and when it changes (default: <data-dir>/issuer.conf, when it exists and no issuer flag is given)")
 	f.StringVar(&c.TrustBundle, "trust-bundle", "", "PEM file of the root certificates served at /v1/bundle; may hold several during a root rotation; re-read on SIGHUP and when it changes (default: <data-dir>/bundle.pem)")
 	f.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "how often to check the issuer and bundle files for changes; 0: only on SIGHUP")
 	f.DurationVar(&c.RootLifetime, "root-lifetime", 10*365*24*time.Hour, "lifetime of a created development root CA")
