@@ -97,32 +97,37 @@ func encodeLeafTBS(issuer *x509.Certificate, algID []byte, f leafFields) []byte 
 
 // derTLV encodes one DER element.
 func derTLV(tag byte, content []byte) []byte {
-	n := len(content)
-	out := make([]byte, 0, n+6)
-	out = append(out, tag)
-	switch {
-	case n < 0x80:
-		out = append(out, byte(n))
-	case n < 0x100:
-		out = append(out, 0x81, byte(n))
-	case n < 0x10000:
-		out = append(out, 0x82, byte(n>>8), byte(n))
-	default:
-		out = append(out, 0x83, byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(out, content...)
+	return append(derHeader(make([]byte, 0, len(content)+6), tag, len(content)), content...)
 }
 
+// derSeq encodes a SEQUENCE of parts straight into one buffer: a leaf is
+// a dozen nested sequences, and building each content before its header
+// allocated and copied every byte twice.
 func derSeq(parts ...[]byte) []byte {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
-	content := make([]byte, 0, n)
+	out := derHeader(make([]byte, 0, n+6), 0x30, n)
 	for _, p := range parts {
-		content = append(content, p...)
+		out = append(out, p...)
 	}
-	return derTLV(0x30, content)
+	return out
+}
+
+// derHeader appends the tag and the DER length n.
+func derHeader(out []byte, tag byte, n int) []byte {
+	out = append(out, tag)
+	switch {
+	case n < 0x80:
+		return append(out, byte(n))
+	case n < 0x100:
+		return append(out, 0x81, byte(n))
+	case n < 0x10000:
+		return append(out, 0x82, byte(n>>8), byte(n))
+	default:
+		return append(out, 0x83, byte(n>>16), byte(n>>8), byte(n))
+	}
 }
 
 // derInteger encodes a non-negative integer.
