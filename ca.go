@@ -174,18 +174,27 @@ func (ca *CA) Refuse(ctx context.Context, remoteAddr string, caller Caller, caus
 	return ca.refuse(ctx, remoteAddr, caller, cause)
 }
 
-func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issuance, *Issuer, error) {
+// admit decides whether caller may have a certificate at all: not an
+// admin, not denied, within its rate.
+func (ca *CA) admit(caller Caller) error {
 	if caller.Admin {
-		return nil, nil, Errorf(EForbidden, "an admin credential never gets a workload certificate: use the workload's own token")
+		return Errorf(EForbidden, "an admin credential never gets a workload certificate: use the workload's own token")
 	}
 	if ca.denied(caller.Identity) {
-		return nil, nil, Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
+		return Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
 	}
 	if l := ca.cfg.Limiter; l != nil {
 		if ok, wait := l.Take(caller.Identity.String()); !ok {
-			return nil, nil, &Error{Code: ERateLimited, RetryAfter: wait,
+			return &Error{Code: ERateLimited, RetryAfter: wait,
 				Message: fmt.Sprintf("too many certificates for %s; retry later", caller.Identity)}
 		}
+	}
+	return nil
+}
+
+func (ca *CA) issue(ctx context.Context, req IssueRequest, caller Caller) (*Issuance, *Issuer, error) {
+	if err := ca.admit(caller); err != nil {
+		return nil, nil, err
 	}
 	names, err := ca.cfg.Policy.names(caller.Identity, req.Naming)
 	if err != nil {

@@ -45,16 +45,9 @@ func (a *Agent) loadDisk() {
 		a.log.Warn("The certificate on disk does not load with its key; issuing anew", "error", err)
 		return
 	}
-	leaf, now := pair.Leaf, a.now()
+	leaf := pair.Leaf
 	a.foundExpiry = leaf.NotAfter // what the workload has until a new pair is written
-	inter := x509.NewCertPool()
-	for _, der := range pair.Certificate[1:] {
-		if c, err := x509.ParseCertificate(der); err == nil {
-			inter.AddCert(c)
-		}
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: a.trustPool(), Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := a.verifyOnDisk(&pair); err != nil {
 		a.log.Info("The certificate on disk is expired or not from this CA; issuing anew", "serial", serialOf(leaf), "error", err)
 		return
 	}
@@ -77,6 +70,19 @@ func (a *Agent) loadDisk() {
 	}
 	a.metrics.cert.certificate(id, leaf, a.cur.renewAt)
 	a.publish()
+}
+
+// verifyOnDisk checks a pair read from disk chains, now, to the trust.
+func (a *Agent) verifyOnDisk(pair *tls.Certificate) error {
+	inter := x509.NewCertPool()
+	for _, der := range pair.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	_, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: a.trustPool(), Intermediates: inter, CurrentTime: a.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err
 }
 
 // relayout writes the adopted files again when they are not laid out as

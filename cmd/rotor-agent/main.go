@@ -57,6 +57,7 @@ type options struct {
 	socketMode              string
 	keyMode, owner          string
 	logging                 cli.LogFlags
+	once                    bool // the agent's --once, copied by setup
 }
 
 func register(fs *cli.FlagSet, c *agent.Config, o *options) {
@@ -97,44 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cli.PrintVersion(stdout, "rotor-agent")
 		return 0
 	}
-	fs := cli.NewFlagSet("rotor-agent", envPrefix, stderr)
-	var (
-		cfg agent.Config
-		opt options
-	)
-	register(fs, &cfg, &opt)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "rotor-agent:", err)
-		return 2
-	}
-	log, err := opt.logging.Logger(stderr)
-	if err == nil {
-		err = opt.apply(&cfg)
-	}
-	// A reload command has no business with the CA credential.
-	cfg.ExecEnv = environWithout(os.Environ(), fs.EnvName("token"))
-	var (
-		a  *agent.Agent
-		wl *workloadapi.Server
-	)
-	if err == nil && opt.socket.Path != "" {
-		wl = workloadapi.New(log)
-		cfg.Subscriber = wl
-	}
-	if err == nil {
-		cfg.Logger = log
-		a, err = agent.New(cfg)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "rotor-agent:", err)
-		return 2
+	a, wl, opt, log, code := setup(args, stderr)
+	if a == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -146,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopSocket()
 	}
-	if opt.listen != "" && !cfg.Once {
+	if opt.listen != "" && !opt.once {
 		shutdown, err := serve(opt.listen, a.Handler(), log)
 		if err != nil {
 			log.Error("Cannot listen", "listen", opt.listen, "error", err)
@@ -162,6 +128,51 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("Shutting down; the certificate stays on disk")
 	}
 	return 0
+}
+
+// setup parses the settings and makes the agent, and the Workload API
+// server if a socket is set. A nil agent means stop with code: 0 after
+// --help, 2 for settings that cannot work (said on stderr).
+func setup(args []string, stderr io.Writer) (*agent.Agent, *workloadapi.Server, *options, *slog.Logger, int) {
+	fs := cli.NewFlagSet("rotor-agent", envPrefix, stderr)
+	var (
+		cfg agent.Config
+		opt options
+	)
+	register(fs, &cfg, &opt)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, nil, nil, 0
+		}
+		fmt.Fprintln(stderr, "rotor-agent:", err)
+		return nil, nil, nil, nil, 2
+	}
+	log, err := opt.logging.Logger(stderr)
+	if err == nil {
+		err = opt.apply(&cfg)
+	}
+	// A reload command has no business with the CA credential.
+	cfg.ExecEnv = environWithout(os.Environ(), fs.EnvName("token"))
+	var wl *workloadapi.Server
+	if err == nil && opt.socket.Path != "" {
+		wl = workloadapi.New(log)
+		cfg.Subscriber = wl
+	}
+	var a *agent.Agent
+	if err == nil {
+		cfg.Logger = log
+		a, err = agent.New(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rotor-agent:", err)
+		return nil, nil, nil, nil, 2
+	}
+	opt.once = cfg.Once
+	return a, wl, &opt, log, 0
 }
 
 func (o *options) apply(c *agent.Config) error {
