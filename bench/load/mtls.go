@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"os"
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
@@ -42,4 +43,17 @@ func KeyPair(got *client.Issued, key any) *tls.Certificate {
 		cert.Certificate = append(cert.Certificate, c.Raw)
 	}
 	return cert
+}
+
+// ReadRoots reads the PEM roots that verify a CA.
+func ReadRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("load: no certificates in %s", path)
+	}
+	return roots, nil
 }

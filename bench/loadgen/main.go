@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -53,7 +52,7 @@ func (o options) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.cfg.Roots, err = readRoots(o.bundleFile); err != nil {
+	if o.cfg.Roots, err = load.ReadRoots(o.bundleFile); err != nil {
 		return err
 	}
 	o.cfg.URLs = strings.Split(o.urls, ",")
@@ -89,17 +88,4 @@ func (o options) print(r *load.Result) {
 	fmt.Printf("c=%d duration=%s issued=%d issued/s=%.0f p50=%s p95=%s p99=%s errors=%v\n",
 		r.Conc, r.Elapsed.Round(time.Millisecond), r.Issued, r.PerSecond, r.P50.Round(100*time.Microsecond),
 		r.P95.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond), r.Errors)
-}
-
-// readRoots reads the PEM roots that verify the CA.
-func readRoots(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("no certificates in %s", path)
-	}
-	return roots, nil
 }
