@@ -30,8 +30,8 @@ import (
 // config is the command line.
 type config struct {
 	duration, fleetTTL, fleetDuration, fleetStart, agentIdle time.Duration
-	conc, rounds, csrs, fleetAgents, fleetConns               int
-	sections, pgURL, doc, work                                string
+	conc, rounds, csrs, fleetAgents, fleetConns              int
+	sections, pgURL, doc, work                               string
 }
 
 func main() {
