@@ -59,16 +59,27 @@ func (p *proc) servingAddr(limit time.Duration) (string, error) {
 
 // event is the first JSON log line whose rotor.LogEvent is name, or nil.
 func (p *proc) event(name string) map[string]any {
+	if evs := p.events(name); len(evs) > 0 {
+		return evs[0]
+	}
+	return nil
+}
+
+// events are the JSON log lines whose rotor.LogEvent is name, oldest
+// first: programs learn what a process did from its events, never from
+// message text.
+func (p *proc) events(name string) []map[string]any {
 	b, _ := os.ReadFile(p.log)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
+	var out []map[string]any
 	for sc.Scan() {
 		var line map[string]any
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line[rotor.LogEvent] == name {
-			return line
+			out = append(out, line)
 		}
 	}
-	return nil
+	return out
 }
 
 // stop sends SIGTERM, and SIGKILL if the process is still there after 20 s.

@@ -1,5 +1,0 @@
-package main
-
-import "context"
-
-func (h *harness) agent(ctx context.Context) error { return nil }
