@@ -123,6 +123,9 @@ func (h *harness) setup(ctx context.Context) error {
 		"./bench/cmd/ceiling"); err != nil {
 		return err
 	}
+	if _, err := run(nil, "go", "test", "-c", "-o", h.bin("bench.test"), "./bench/"); err != nil {
+		return err
+	}
 	var err error
 	if h.pg, err = pgx.Connect(ctx, h.pgURL); err != nil {
 		return fmt.Errorf("connect to Postgres: %w", err)

@@ -56,7 +56,7 @@ func throughputTable(all []record, c config) string {
 	b.WriteString("| system | issued/s | p50 ms | p99 ms | server CPU per cert | Postgres CPU per cert | errors |\n|---|---|---|---|---|---|---|\n")
 	for _, name := range order {
 		s := sum[name]
-		fmt.Fprintf(&b, "| %s | %.0f | %.1f | %.1f | %s | %s | %s |\n", name, s.perSec, ms(s.p50), ms(s.p99),
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s |\n", name, s.perSec, msText(s.p50), msText(s.p99),
 			us(s.cpu), us(s.pgCPU), errorsText(s.errorsByCause))
 	}
 	b.WriteString("\n| ratio | value | target |\n|---|---|---|\n")
@@ -76,11 +76,20 @@ func throughputTable(all []record, c config) string {
 	ratio("Rotor SQLite / bare CA, issued/s", "rotor-sqlite", "bare-ca", false, "within 10% of Postgres's")
 	ratio("Rotor SQLite / Rotor Postgres, issued/s", "rotor-sqlite", "rotor-postgres", false, "0.9-1.1")
 	ratio("Rotor SoftHSM2 / Rotor file signer (Postgres), issued/s", "rotor-softhsm-postgres", "rotor-postgres", false, ">= 0.67 (within 1.5x)")
+	ratio("Rotor Postgres over HTTPS / in-process (no HTTP), issued/s", "rotor-postgres", "in-process-postgres", false, "")
 	ratio("bare CA / HTTPS no-op, issued/s", "bare-ca", "noop", false, "")
 	return b.String()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// msText is d in milliseconds, "-" when not measured.
+func msText(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", ms(d))
+}
 
 func us(d time.Duration) string {
 	if d == 0 {

@@ -52,6 +52,14 @@ func (h *harness) throughput(ctx context.Context) error {
 			emit(r)
 			all = append(all, *r)
 		}
+		recs, err := h.inProcess(round)
+		if err != nil {
+			return fmt.Errorf("in-process round %d: %w", round, err)
+		}
+		for _, r := range recs {
+			emit(r)
+		}
+		all = append(all, recs...)
 	}
 	h.doc["throughput"] = throughputTable(all, h.cfg)
 	fmt.Fprintln(os.Stderr, h.doc["throughput"])
