@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/bench/load"
 	"github.com/rotor-dev/rotor/client"
 )
@@ -123,11 +122,7 @@ func (f *Fleet) agent(ctx context.Context, cl *client.Client, delay time.Duratio
 // ones by client/'s design, token ones because cl's pool is emptied.
 func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Issued, heldKey any) (
 	got *client.Issued, key any, renewal bool, err error) {
-	signer, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	csr, err := client.NewCSR(signer)
+	signer, csr, err := load.NewKeyCSR()
 	if err != nil {
 		return nil, nil, false, err
 	}

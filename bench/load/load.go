@@ -6,6 +6,7 @@
 package load
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -72,13 +73,9 @@ func loopback(host string) bool {
 func Bodies(n int) ([][]byte, error) {
 	bodies := make([][]byte, n)
 	for i := range bodies {
-		key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
+		_, der, err := NewKeyCSR()
 		if err != nil {
-			return nil, fmt.Errorf("load: generate key: %w", err)
-		}
-		der, err := client.NewCSR(key)
-		if err != nil {
-			return nil, fmt.Errorf("load: sign CSR: %w", err)
+			return nil, err
 		}
 		pemCSR := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 		if bodies[i], err = json.Marshal(rotor.IssueBody{CSR: string(pemCSR)}); err != nil {
@@ -86,6 +83,20 @@ func Bodies(n int) ([][]byte, error) {
 		}
 	}
 	return bodies, nil
+}
+
+// NewKeyCSR makes a P-256 key and a CSR (DER) signed by it, as an agent
+// does for each certificate.
+func NewKeyCSR() (crypto.Signer, []byte, error) {
+	key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load: generate key: %w", err)
+	}
+	der, err := client.NewCSR(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load: sign CSR: %w", err)
+	}
+	return key, der, nil
 }
 
 // httpClient pools up to c connections per CA, kept alive.

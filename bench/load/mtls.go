@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
 )
 
@@ -20,13 +19,9 @@ func ClientCertificate(ctx context.Context, url string, roots *x509.CertPool, to
 		return nil, err
 	}
 	defer cl.CloseIdleConnections()
-	key, err := rotor.GenerateKey(rotor.ECDSAP256, nil)
+	key, csr, err := NewKeyCSR()
 	if err != nil {
-		return nil, fmt.Errorf("load: generate key: %w", err)
-	}
-	csr, err := client.NewCSR(key)
-	if err != nil {
-		return nil, fmt.Errorf("load: sign CSR: %w", err)
+		return nil, err
 	}
 	got, err := cl.Issue(ctx, client.IssueRequest{CSR: csr, Token: token})
 	if err != nil {
