@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/client"
 )
 
@@ -40,15 +41,19 @@ func KeyPair(got *client.Issued, key any) *tls.Certificate {
 	return cert
 }
 
-// ReadRoots reads the PEM roots that verify a CA.
+// ReadRoots reads the PEM roots that verify a CA (its root.crt).
 func ReadRoots(path string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("load: no certificates in %s", path)
+	certs, err := rotor.ParseCertificates(b)
+	if err != nil {
+		return nil, fmt.Errorf("load: roots %s: %w", path, err)
 	}
-	return roots, nil
+	bundle, err := rotor.NewBundle(certs)
+	if err != nil {
+		return nil, fmt.Errorf("load: roots %s: %w", path, err)
+	}
+	return bundle.Pool(), nil
 }
