@@ -146,33 +146,10 @@ var pebbleSteps = []pebbleStep{
 		return fmt.Sprintf("status=%s challenges=%s", z.Status, strings.Join(chals, ",")), nil
 	}},
 	{"order once its authorizations are done", func(f *pebbleFlow) (string, error) {
-		// What a client does: answer http-01 on every pending
-		// authorization, wait for it, then for the order.
-		ctx := f.t.Context()
-		for _, u := range f.order.AuthzURLs {
-			z, err := f.c.GetAuthorization(ctx, u)
-			if err != nil {
-				return "", err
-			}
-			if z.Status != xacme.StatusPending {
-				continue
-			}
-			i := slices.IndexFunc(z.Challenges, func(ch *xacme.Challenge) bool { return ch.Type == "http-01" })
-			if i < 0 {
-				return "", errors.New("no http-01 challenge")
-			}
-			if _, err := f.c.Accept(ctx, z.Challenges[i]); err != nil {
-				return "", err
-			}
-			if _, err := f.c.WaitAuthorization(ctx, u); err != nil {
-				return "", err
-			}
-		}
-		o, err := f.c.WaitOrder(ctx, f.order.URI)
+		o, err := f.authorize(f.order)
 		if err != nil {
 			return "", err
 		}
-		o.URI = f.order.URI // Pebble sends no Location answering a POST-as-GET
 		f.order = o
 		return "status=" + o.Status, nil
 	}},
@@ -189,6 +166,31 @@ var pebbleSteps = []pebbleStep{
 		}
 		f.leaf = chain[0]
 		return f.chain(chain)
+	}},
+	{"newAccount with an RSA key", func(f *pebbleFlow) (string, error) {
+		kid, mac := f.tgt.eab(f.t)
+		return account(f.client(mustKey(f.t, "rsa")).Register(f.t.Context(), &xacme.Account{
+			ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: kid, Key: mac}}, xacme.AcceptTOS))
+	}},
+	{"revokeCert signed by the certificate's key", func(f *pebbleFlow) (string, error) {
+		ctx := f.t.Context()
+		o, err := f.c.AuthorizeOrder(ctx, xacme.DomainIDs(f.tgt.dns))
+		if err != nil {
+			return "", err
+		}
+		if o, err = f.authorize(o); err != nil {
+			return "", err
+		}
+		k := mustKey(f.t, "ecdsa")
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{f.tgt.dns}}, k)
+		if err != nil {
+			return "", err
+		}
+		chain, _, err := f.c.CreateCertFromOrder(ctx, o, csr, false)
+		if err != nil {
+			return "", err
+		}
+		return done(f.client(mustKey(f.t, "ecdsa")).RevokeCert(ctx, k, chain[0], xacme.CRLReasonKeyCompromise))
 	}},
 	{"certificate download", func(f *pebbleFlow) (string, error) {
 		o, err := f.c.GetOrder(f.t.Context(), f.order.URI)
@@ -326,6 +328,37 @@ func runPebbleFlow(t *testing.T, tgt *acmeTarget) map[string]string {
 		t.Logf("%s: %s: %s", tgt.name, s.name, seen[s.name])
 	}
 	return seen
+}
+
+// authorize does what a client does with an order: answer http-01 on
+// every pending authorization, wait for it, then wait for the order.
+func (f *pebbleFlow) authorize(o *xacme.Order) (*xacme.Order, error) {
+	ctx := f.t.Context()
+	for _, u := range o.AuthzURLs {
+		z, err := f.c.GetAuthorization(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if z.Status != xacme.StatusPending {
+			continue
+		}
+		i := slices.IndexFunc(z.Challenges, func(ch *xacme.Challenge) bool { return ch.Type == "http-01" })
+		if i < 0 {
+			return nil, errors.New("no http-01 challenge")
+		}
+		if _, err := f.c.Accept(ctx, z.Challenges[i]); err != nil {
+			return nil, err
+		}
+		if _, err := f.c.WaitAuthorization(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	ready, err := f.c.WaitOrder(ctx, o.URI)
+	if err != nil {
+		return nil, err
+	}
+	ready.URI = o.URI // Pebble sends no Location answering a POST-as-GET
+	return ready, nil
 }
 
 func (f *pebbleFlow) client(key crypto.Signer) *xacme.Client {
