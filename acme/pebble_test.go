@@ -15,6 +15,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ import (
 // something else from Rotor than from Pebble, the reference ACME server,
 // each with what it sees from each and why. TestPebble fails on a
 // difference not listed here, and on a listed one that is gone or has
-// changed. docs/acme.md "Compared with Pebble" is the same table.
+// changed. docs/acme.md "Compared with Pebble" is the same table, one row
+// a step, which TestPebble checks.
 var pebbleDifferences = []struct {
 	step, pebble, rotor, reason string
 }{
@@ -298,6 +300,19 @@ func TestPebble(t *testing.T) {
 	}
 	for step := range known {
 		t.Errorf("pebbleDifferences lists %q, which is no step", step)
+	}
+	doc, err := os.ReadFile("../docs/acme.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "## Compared with Pebble")
+	for _, d := range pebbleDifferences {
+		if !strings.Contains(section, "\n| "+d.step+" |") {
+			t.Errorf("docs/acme.md \"Compared with Pebble\" has no row for %q", d.step)
+		}
+	}
+	if rows := strings.Count(section, "\n| ") - 1; rows != len(pebbleDifferences) { // less the header
+		t.Errorf("docs/acme.md \"Compared with Pebble\" has %d rows, pebbleDifferences %d", rows, len(pebbleDifferences))
 	}
 }
 
