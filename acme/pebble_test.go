@@ -48,7 +48,7 @@ var pebbleDifferences = []struct {
 }{
 	{"newAccount with EAB", "status=valid orders=true", "status=valid orders=false",
 		"Rotor's account object has no orders URL: the audit log is the record of what an identity got"},
-	{"newAccount reusing a spent EAB key", "status=valid", "problem=unauthorized",
+	{"newAccount reusing a spent EAB key", "status=valid", "problem=unauthorized/403",
 		"Rotor's EAB keys are single-use: binding an account spends and erases the HMAC key, which the CA must otherwise keep"},
 	{"newOrder", "status=pending authorizations=1", "status=ready authorizations=1",
 		"the EAB binding proves the identity, so Rotor's authorizations are valid at once and the order is ready"},
@@ -57,9 +57,9 @@ var pebbleDifferences = []struct {
 		"Rotor runs no challenge: one challenge object, already valid, because some clients choke on an empty list"},
 	{"finalize", "certs=2 dns=[DNS] uris=0", "certs=2 dns=[DNS] uris=1",
 		"a Rotor certificate is the workload leaf POST /v1/certificates issues: the DNS name and the identity's SPIFFE ID"},
-	{"newOrder for a name of another identity", "status=pending authorizations=1", "problem=rejectedIdentifier",
+	{"newOrder for a name of another identity", "status=pending authorizations=1", "problem=rejectedIdentifier/400",
 		"Rotor issues only the bound identity's names; Pebble validates any name"},
-	{"newOrder with notBefore", "status=ready authorizations=1", "problem=malformed",
+	{"newOrder with notBefore", "status=ready authorizations=1", "problem=malformed/400",
 		"Rotor's policy sets every certificate's lifetime, so it refuses notBefore and notAfter; Pebble accepts them (and reuses the valid authorization)"},
 	{"lego obtain and renew", "challenges-solved=1 dns=[DNS]", "challenges-solved=0 dns=[DNS]",
 		"lego needs a solver configured against both; Pebble calls it once (the renewal reuses the authorization), Rotor's valid authorizations never do"},
@@ -331,9 +331,9 @@ func runPebbleFlow(t *testing.T, tgt *acmeTarget) map[string]string {
 			case errors.Is(err, xacme.ErrNoAccount): // x/crypto's name for the problem
 				obs = "problem=accountDoesNotExist"
 			case errors.As(err, &ae):
-				obs = "problem=" + strings.TrimPrefix(ae.ProblemType, "urn:ietf:params:acme:error:")
+				obs = fmt.Sprintf("problem=%s/%d", strings.TrimPrefix(ae.ProblemType, "urn:ietf:params:acme:error:"), ae.StatusCode)
 			case errors.As(err, &pe):
-				obs = "problem=" + strings.TrimPrefix(pe.Type, "urn:ietf:params:acme:error:")
+				obs = fmt.Sprintf("problem=%s/%d", strings.TrimPrefix(pe.Type, "urn:ietf:params:acme:error:"), pe.HTTPStatus)
 			default:
 				obs = "error"
 				t.Errorf("%s: %s: %v", tgt.name, s.name, err)
