@@ -63,9 +63,11 @@ var coreTypes = map[rotor.ErrorCode]string{
 }
 
 // typeStatus are the statuses of types whose code's status would differ
-// from what clients (and Boulder) answer them with.
+// from what clients (and Boulder and Pebble) answer them with:
+// unauthorized is 403 whether the core said EUnauthenticated (401) or
+// EForbidden, as the adapter's own unauthorized problems are.
 var typeStatus = map[string]int{typeOrderNotReady: http.StatusForbidden, typeRejectedIdentifier: http.StatusBadRequest,
-	typeAlreadyRevoked: http.StatusBadRequest, typeBadCSR: http.StatusBadRequest}
+	typeAlreadyRevoked: http.StatusBadRequest, typeBadCSR: http.StatusBadRequest, typeUnauthorized: http.StatusForbidden}
 
 // problemOf is err as a problem: itself if it is one, else from its core
 // code, with types overriding coreTypes for this request.
