@@ -51,8 +51,7 @@ func NewChain(cfg ChainConfig) (rotor.Authenticators, []string, error) {
 			cfg.Tokens = NewTokenCache(cfg.Tokens, cfg.Fresh, cfg.Now)
 		}
 		if cfg.Records != nil {
-			cfg.Records = cachedRecords{CertificateRecords: cfg.Records, fresh: cfg.Fresh, now: orNow(cfg.Now),
-				bySubject: newExpiring[string, rotor.StaticToken](tokenCacheSize)}
+			cfg.Records = cachedRecords{CertificateRecords: cfg.Records, bySubject: newFreshTokens(cfg.Fresh, cfg.Now)}
 		}
 	}
 	if len(cfg.AdminCA) > 0 {

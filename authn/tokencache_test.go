@@ -106,3 +106,33 @@ func TestTokenCacheExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestLineageTokenCache: an mTLS renewal's lineage token, looked up by
+// subject, reaches the store once per Fresh, and a deleted token is seen
+// once its cached answer is older than Fresh.
+func TestLineageTokenCache(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	st := &countingStore{Store: openSQLite(t)}
+	token := seedToken(t, st)
+	subject := (rotor.StaticToken{Hash: rotor.HashToken(token)}).Subject()
+	recs := cachedRecords{CertificateRecords: st, bySubject: newFreshTokens(time.Second, clk.Now)}
+	for _, s := range []struct {
+		advance time.Duration
+		revoke  bool
+		revoked bool
+		lookups int64
+	}{{0, false, false, 1}, {500 * time.Millisecond, true, false, 1}, {600 * time.Millisecond, false, true, 2}} {
+		clk.Advance(s.advance)
+		if s.revoke {
+			if _, err := st.RevokeToken(context.Background(), subject, testAction); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok, err := recs.TokenBySubject(context.Background(), subject)
+		if err != nil || tok.RevokedAt.IsZero() == s.revoked || st.lookups.Load() != s.lookups {
+			t.Fatalf("at +%v: revoked at %v, %v, %d lookups; want revoked %v and %d lookups",
+				clk.Now().Sub(t0), tok.RevokedAt, err, st.lookups.Load(), s.revoked, s.lookups)
+		}
+	}
+}
