@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/rotor-dev/rotor"
@@ -36,7 +38,7 @@ func accountJSON(a rotor.ACMEAccount) map[string]any {
 
 func writeAccount(w http.ResponseWriter, r *http.Request, status int, a rotor.ACMEAccount) {
 	w.Header().Set("Location", base(r)+"/account/"+a.ID)
-	writeJSON(w, status, accountJSON(a))
+	httpjson.Write(w, status, accountJSON(a))
 }
 
 // newAccount handles POST /acme/new-account (RFC 8555 7.3): an existing

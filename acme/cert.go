@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	"github.com/go-chi/chi/v5"
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -132,7 +134,7 @@ func (s *server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	advice := rotor.SuggestRenewal(st, s.cfg.Trust.Trust().Issuer.KeyID, s.cfg.Now(), s.cfg.RenewalInfoRetryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(int(advice.RetryAfter.Seconds())))
-	writeJSON(w, http.StatusOK, rotor.RenewalInfo{SuggestedWindow: advice.Window})
+	httpjson.Write(w, http.StatusOK, rotor.RenewalInfo{SuggestedWindow: advice.Window})
 }
 
 // parseCertID reads an RFC 9773 certificate ID, base64url(authority key

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rotor-dev/rotor"
@@ -73,7 +75,7 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", base(r)+"/order/"+o.ID)
-	writeJSON(w, http.StatusCreated, orderJSON(r, o))
+	httpjson.Write(w, http.StatusCreated, orderJSON(r, o))
 }
 
 // ownOrder is the order named in the path, if it is the account's.
@@ -88,7 +90,7 @@ func (s *server) ownOrder(r *http.Request, acct rotor.ACMEAccount) (rotor.ACMEOr
 // order handles POST-as-GET /acme/order/{id}.
 func (s *server) order(w http.ResponseWriter, r *http.Request) {
 	if o, _, _, ok := s.orderRequest(w, r); ok {
-		writeJSON(w, http.StatusOK, orderJSON(r, o))
+		httpjson.Write(w, http.StatusOK, orderJSON(r, o))
 	}
 }
 
@@ -135,7 +137,7 @@ func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
 	}
 	o.Status, o.Serial = rotor.ACMEStatusValid, iss.Serial
 	w.Header().Set("Location", base(r)+"/order/"+o.ID)
-	writeJSON(w, http.StatusOK, orderJSON(r, o))
+	httpjson.Write(w, http.StatusOK, orderJSON(r, o))
 }
 
 // authorization handles POST-as-GET /acme/authz/{id}: an order's one
@@ -146,7 +148,7 @@ func (s *server) authorization(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"identifier": identifier{"dns", o.DNSNames[0]},
+	httpjson.Write(w, http.StatusOK, map[string]any{"identifier": identifier{"dns", o.DNSNames[0]},
 		"status": rotor.ACMEStatusValid, "expires": o.Expires, "challenges": []any{challengeJSON(r, o)}})
 }
 
@@ -163,5 +165,5 @@ func (s *server) challenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Add("Link", "<"+base(r)+"/authz/"+o.ID+">;rel=\"up\"")
-	writeJSON(w, http.StatusOK, challengeJSON(r, o))
+	httpjson.Write(w, http.StatusOK, challengeJSON(r, o))
 }

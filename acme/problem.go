@@ -132,11 +132,3 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, caller rotor.Cal
 	}
 	s.write(w, r, err)
 }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", rotor.MediaJSON)
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rotor-dev/rotor"
@@ -100,7 +102,7 @@ func base(r *http.Request) string { return "https://" + r.Host + Prefix }
 // directory answers GET /acme/directory (RFC 8555 7.1.1).
 func (s *server) directory(w http.ResponseWriter, r *http.Request) {
 	b := base(r)
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpjson.Write(w, http.StatusOK, map[string]any{
 		"newNonce": b + "/new-nonce", "newAccount": b + "/new-account", "newOrder": b + "/new-order",
 		"revokeCert": b + "/revoke-cert", "keyChange": b + "/key-change", "renewalInfo": b + "/renewal-info",
 		"meta": map[string]any{"externalAccountRequired": true,

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rotor-dev/rotor"
@@ -83,7 +85,7 @@ func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := rotor.NewCertificateRecord(st.Issuance, s.trustDomain)
 	rec.Revoked = rotor.NewRevocationRecord(st.Revocation)
-	writeJSON(w, http.StatusOK, rec)
+	httpjson.Write(w, http.StatusOK, rec)
 }
 
 // listCertificates handles GET /v1/certificates for admins: a page of
@@ -113,7 +115,7 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request) {
 		next.Set("cursor", page.Next)
 		w.Header().Set("Link", "</v1/certificates?"+next.Encode()+`>; rel="next"`)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 // issuanceQuery reads the list's query parameters strictly: an unknown or
@@ -201,7 +203,7 @@ func (s *server) denyIdentity(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var revoked []string
 		if revoked, err = s.cfg.CA.DenyIdentity(r.Context(), caller, r.RemoteAddr, id, reason, revoke); err == nil {
-			writeJSON(w, http.StatusOK, rotor.DenyResult{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount,
+			httpjson.Write(w, http.StatusOK, rotor.DenyResult{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount,
 				Denied: true, Revoked: nonNil(revoked)})
 			return
 		}
@@ -219,7 +221,7 @@ func (s *server) allowIdentity(w http.ResponseWriter, r *http.Request) {
 	id, err := pathIdentity(r)
 	if err == nil {
 		if err = s.cfg.CA.AllowIdentity(r.Context(), caller, r.RemoteAddr, id, reason); err == nil {
-			writeJSON(w, http.StatusOK, rotor.DenyResult{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount,
+			httpjson.Write(w, http.StatusOK, rotor.DenyResult{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount,
 				Revoked: []string{}})
 			return
 		}
@@ -253,7 +255,7 @@ func (s *server) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 		s.problem.write(w, r, rotor.Errorf(rotor.EStoreUnavailable, "certificate %s was revoked but its record could not be read back", serial))
 		return
 	}
-	writeJSON(w, http.StatusOK, rotor.RevokeResult{Serial: serial, RevocationRecord: *rotor.NewRevocationRecord(st.Revocation)})
+	httpjson.Write(w, http.StatusOK, rotor.RevokeResult{Serial: serial, RevocationRecord: *rotor.NewRevocationRecord(st.Revocation)})
 }
 
 func nonNil(s []string) []string {

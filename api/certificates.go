@@ -1,12 +1,13 @@
 package api
 
 import (
-	"encoding/json"
 	"encoding/pem"
 	"mime"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rotor-dev/rotor/internal/httpjson"
 
 	"github.com/rotor-dev/rotor"
 )
@@ -49,7 +50,7 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(issuer.ChainPEM)
 		return
 	}
-	writeJSON(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.trustDomain))
+	httpjson.Write(w, http.StatusCreated, rotor.NewIssuedCertificate(iss, issuer, s.trustDomain))
 }
 
 // refuse counts and answers a refusal the CA has recorded. A body the
@@ -89,14 +90,4 @@ func wantsPEM(accept []string) bool {
 		}
 	}
 	return pemOK
-}
-
-// writeJSON answers v as JSON. Responses carry certificates made for one
-// caller, so no cache may keep them.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", rotor.MediaJSON)
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/rotor-dev/rotor/internal/httpjson"
+
 	"github.com/rotor-dev/rotor"
 )
 
@@ -34,5 +36,5 @@ func (s *server) getRenewalInfo(w http.ResponseWriter, r *http.Request) {
 			slog.String("reason", advice.Reason))
 	}
 	w.Header().Set("Retry-After", retryAfterSeconds(advice.RetryAfter))
-	writeJSON(w, http.StatusOK, rotor.RenewalInfo{SuggestedWindow: advice.Window})
+	httpjson.Write(w, http.StatusOK, rotor.RenewalInfo{SuggestedWindow: advice.Window})
 }
