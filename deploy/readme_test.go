@@ -23,8 +23,9 @@ func TestREADMESettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	inTable := map[string]bool{}
-	for _, row := range regexp.MustCompile(`(?m)^\|.*\|$`).FindAllString(string(readme), -1) {
-		for _, m := range regexp.MustCompile("`--([a-z0-9-]+)").FindAllStringSubmatch(row, -1) {
+	tableRow, flagName := regexp.MustCompile(`(?m)^\|.*\|$`), regexp.MustCompile("`--([a-z0-9-]+)")
+	for _, row := range tableRow.FindAllString(string(readme), -1) {
+		for _, m := range flagName.FindAllStringSubmatch(row, -1) {
 			inTable[m[1]] = true
 		}
 	}
