@@ -73,7 +73,7 @@ func (a *Agent) obtain(ctx context.Context) (*issuedPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b != a.bundle {
+	if !sameBundle(b, a.bundle) {
 		if a.bundle != nil {
 			a.log.Info("Trust bundle changed", "old", a.bundle.Fingerprint, "new", b.Fingerprint, "roots", len(b.Roots))
 		}

@@ -110,15 +110,25 @@ func (a *Agent) bundleChanged(ctx context.Context, serial string) bool {
 	if a.bundle == nil {
 		return false
 	}
-	b, err := a.ca.Bundle(ctx, a.bundle)
-	if err != nil || b == a.bundle || b.Fingerprint == a.bundle.Fingerprint {
+	old := a.bundle
+	b, err := a.ca.Bundle(ctx, old)
+	if err != nil || sameBundle(b, old) {
 		return false
 	}
+	// Kept for the renewal about to run: its own conditional request then
+	// gets a 304 rather than the new roots a second time.
+	a.setBundle(b)
 	now := a.now()
 	a.nextPoll = now.Add(a.cfg.RenewalInfoInterval)
 	a.cur.renewAt = now // by mTLS if the CA still takes the certificate, else by token
 	a.metrics.cert.renewal(now)
 	a.log.Info("The CA's trust bundle changed: renewing now to put it in place", rotor.LogEvent, EventBundleChanged,
-		"serial", serial, "old", a.bundle.Fingerprint, "new", b.Fingerprint, "roots", len(b.Roots))
+		"serial", serial, "old", old.Fingerprint, "new", b.Fingerprint, "roots", len(b.Roots))
 	return true
+}
+
+// sameBundle reports whether b holds the roots of known: the client hands
+// known back on a 304, and a 200 may still carry the same roots.
+func sameBundle(b, known *rotor.Bundle) bool {
+	return b == known || b != nil && known != nil && b.Fingerprint == known.Fingerprint
 }
