@@ -83,13 +83,17 @@ func TestClientHangsUp(t *testing.T) {
 				name   string
 				labels map[string]string
 			}{
-				{"rotor_store_errors_total", nil},
+				// One series per operation the issuance path calls: the
+				// commit's is the one a hang-up during it would bump.
+				{"rotor_store_errors_total", map[string]string{"op": "lookup_token"}},
+				{"rotor_store_errors_total", map[string]string{"op": "record_issuance"}},
+				{"rotor_store_errors_total", map[string]string{"op": "record_refusal"}},
 				{"rotor_signer_errors_total", nil},
 				{"rotor_refusals_total", map[string]string{"reason": "store-unavailable"}},
 				{"rotor_refusals_total", map[string]string{"reason": "signer-unavailable"}},
 			} {
-				if got := metricValue(t, e.metrics, m.name, m.labels); got != 0 {
-					t.Errorf("%s%v = %v after hang-ups, want 0", m.name, m.labels, got)
+				if got, ok := metricSeries(t, e.metrics, m.name, m.labels); !ok || got != 0 {
+					t.Errorf("%s%v = %v (exported: %v) after hang-ups, want an exported 0", m.name, m.labels, got, ok)
 				}
 			}
 		})

@@ -191,8 +191,17 @@ func TestUnknownRoutes(t *testing.T) {
 	}
 }
 
-// metricValue reads one counter or histogram count from the registry.
+// metricValue reads one counter or histogram count from the registry, 0
+// if there is no such series.
 func metricValue(t testing.TB, m *api.Metrics, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := metricSeries(t, m, name, labels)
+	return v
+}
+
+// metricSeries is the first series of name whose labels include labels,
+// and whether there is one.
+func metricSeries(t testing.TB, m *api.Metrics, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	families, err := m.Registry().Gather()
 	if err != nil {
@@ -209,10 +218,10 @@ func metricValue(t testing.TB, m *api.Metrics, name string, labels map[string]st
 					continue next
 				}
 			}
-			return sampleValue(metric)
+			return sampleValue(metric), true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 func sampleValue(m *dto.Metric) float64 {
