@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -41,7 +40,6 @@ type Config struct {
 	Audience string
 	// RequestTimeout bounds each call; zero means 30s, as the HTTP API.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
 }
 
 // Server implements identitypb.IdentityServer. It is safe for concurrent
@@ -61,9 +59,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg}, nil
 }

@@ -350,7 +350,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 // serveWithLinkerd serves Linkerd's identity API beside HTTPS until ctx
 // ends; either failing stops both.
 func (c *serveConfig) serveWithLinkerd(ctx context.Context, ca *rotor.CA, handler http.Handler, trust rotor.TrustSource) error {
-	srv, err := linkerd.New(linkerd.Config{CA: ca, Audience: c.Linkerd.Audience, Logger: c.Log})
+	srv, err := linkerd.New(linkerd.Config{CA: ca, Audience: c.Linkerd.Audience})
 	if err != nil {
 		return err
 	}

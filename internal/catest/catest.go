@@ -150,7 +150,7 @@ func (c *CA) serveLinkerd(t testing.TB, ca *rotor.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := linkerd.New(linkerd.Config{CA: ca, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := linkerd.New(linkerd.Config{CA: ca})
 	if err != nil {
 		t.Fatal(err)
 	}
