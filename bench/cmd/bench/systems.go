@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rotor-dev/rotor/bench/load"
+	"github.com/rotor-dev/rotor/internal/testenv"
 )
 
 // system is one thing measured: its servers, how to reach and trust them,
@@ -148,7 +149,10 @@ func (h *harness) backends(ctx context.Context, db string) ([]int, error) {
 // environment and init arguments for a pkcs11 rotor-ca, or ok false when
 // SoftHSM2 is not installed.
 func (h *harness) softHSM() (env, initArgs []string, ok bool, err error) {
-	const module = "/usr/lib/softhsm/libsofthsm2.so"
+	module := os.Getenv(testenv.PKCS11ModuleEnv) // as the tests find it
+	if module == "" {
+		module = testenv.DefaultSoftHSMModule
+	}
 	util, lookErr := exec.LookPath("softhsm2-util")
 	if _, statErr := os.Stat(module); lookErr != nil || statErr != nil {
 		return nil, nil, false, nil
