@@ -214,12 +214,13 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("signal %q is not one of HUP, INT, QUIT, TERM, USR1, USR2, WINCH or a number", s)
 }
 
-// ParseKeyMode reads --key-mode: permission bits in octal, such as 0640.
-// Whether they keep the key private is client.Layout's Validate.
-func ParseKeyMode(s string) (os.FileMode, error) {
+// ParseMode reads a file mode flag (--key-mode, --workload-api-socket-mode):
+// permission bits in octal, such as 0640, not 0. Whether they keep a key
+// private is for the caller (client.Layout's Validate) to judge.
+func ParseMode(s string) (os.FileMode, error) {
 	m, err := strconv.ParseUint(strings.TrimSpace(s), 8, 32)
 	if err != nil || m == 0 || m&^0o777 != 0 {
-		return 0, fmt.Errorf("key mode %q: want permission bits in octal, such as 0600 or 0640", s)
+		return 0, fmt.Errorf("mode %q: want permission bits in octal, such as 0600 or 0640", s)
 	}
 	return os.FileMode(m), nil
 }

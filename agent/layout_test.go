@@ -93,7 +93,7 @@ func TestParseOwner(t *testing.T) {
 	}
 }
 
-func TestParseKeyMode(t *testing.T) {
+func TestParseMode(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		in   string
@@ -102,9 +102,9 @@ func TestParseKeyMode(t *testing.T) {
 	}{
 		{"0600", 0o600, true}, {"640", 0o640, true}, {"0", 0, false}, {"rw-r-----", 0, false}, {"01600", 0, false},
 	} {
-		got, err := agent.ParseKeyMode(tc.in)
+		got, err := agent.ParseMode(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseKeyMode(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ParseMode(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -57,7 +56,6 @@ type options struct {
 	socketMode              string
 	keyMode, owner          string
 	logging                 cli.LogFlags
-	once                    bool // the agent's --once, copied by setup
 }
 
 func register(fs *cli.FlagSet, c *agent.Config, o *options) {
@@ -112,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopSocket()
 	}
-	if opt.listen != "" && !opt.once {
+	if opt.listen != "" {
 		shutdown, err := serve(opt.listen, a.Handler(), log)
 		if err != nil {
 			log.Error("Cannot listen", "listen", opt.listen, "error", err)
@@ -171,7 +169,9 @@ func setup(args []string, stderr io.Writer) (*agent.Agent, *workloadapi.Server, 
 		fmt.Fprintln(stderr, "rotor-agent:", err)
 		return nil, nil, nil, nil, 2
 	}
-	opt.once = cfg.Once
+	if cfg.Once {
+		opt.listen = "" // nothing probes an agent that exits once the pair is on disk
+	}
 	return a, wl, &opt, log, 0
 }
 
@@ -186,7 +186,7 @@ func (o *options) apply(c *agent.Config) error {
 			return fmt.Errorf("--signal: %w", err)
 		}
 	}
-	if c.Layout.KeyMode, err = agent.ParseKeyMode(o.keyMode); err != nil {
+	if c.Layout.KeyMode, err = agent.ParseMode(o.keyMode); err != nil {
 		return fmt.Errorf("--key-mode: %w", err)
 	}
 	if o.owner != "" {
@@ -194,11 +194,9 @@ func (o *options) apply(c *agent.Config) error {
 			return fmt.Errorf("--owner: %w", err)
 		}
 	}
-	mode, err := strconv.ParseUint(o.socketMode, 8, 32)
-	if err != nil || mode&^0o777 != 0 {
-		return fmt.Errorf("--workload-api-socket-mode %q: want permission bits in octal, such as 0660", o.socketMode)
+	if o.socket.Mode, err = agent.ParseMode(o.socketMode); err != nil {
+		return fmt.Errorf("--workload-api-socket-mode: %w", err)
 	}
-	o.socket.Mode = os.FileMode(mode)
 	if o.socket.Path != "" && c.Once {
 		return fmt.Errorf("--workload-api-socket serves while the agent runs; --once exits at once")
 	}
