@@ -125,14 +125,14 @@ func isBase64URL(s string) bool {
 	return s != ""
 }
 
-// ACME account statuses (RFC 8555 7.1.6); "revoked" is never used.
+// ACME account and order statuses (RFC 8555 7.1.6) Rotor uses: orders are
+// ready at once (the binding proved the identity), processing while one
+// finalize issues, then valid; never pending or invalid.
 const (
 	ACMEStatusValid       = "valid"
 	ACMEStatusDeactivated = "deactivated"
 	ACMEStatusReady       = "ready"
-	ACMEStatusPending     = "pending"
 	ACMEStatusProcessing  = "processing"
-	ACMEStatusInvalid     = "invalid"
 )
 
 // ACMEAccount is an ACME account, bound to one identity by its EAB key.
@@ -210,9 +210,10 @@ type ACMEOrderStore interface {
 	// another order already).
 	CreateACMEOrder(ctx context.Context, o ACMEOrder) error
 	ACMEOrder(ctx context.Context, id string) (ACMEOrder, error)
-	// FinishACMEOrder makes a ready order valid with serial (EConflict if
-	// it is not ready).
-	FinishACMEOrder(ctx context.Context, id, serial string) error
+	// MoveACMEOrder moves order id from status from to status to, setting
+	// its serial unless serial is "" (EConflict if it is not in from), so
+	// one finalize at a time can claim a ready order.
+	MoveACMEOrder(ctx context.Context, id, from, to, serial string) error
 	// StoreNonce keeps a fresh nonce until expires (and drops those
 	// expired at now); UseNonce takes it,
 	// once, across every replica sharing the store: ENotFound if unknown,

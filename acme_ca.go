@@ -149,11 +149,19 @@ func (m ACME) Finalize(ctx context.Context, remoteAddr string, caller Caller, o 
 		return nil, nil, ca.refuse(ctx, remoteAddr, caller,
 			Errorf(EBadCSR, "the CSR names %v, the order %v: they must be the same", r.DNSNames, o.DNSNames))
 	}
+	// Claimed first, so that of two finalizes racing for one order only
+	// one issues; a failed issuance gives the order back.
+	if err := m.Store.MoveACMEOrder(ctx, o.ID, ACMEStatusReady, ACMEStatusProcessing, ""); err != nil {
+		return nil, nil, ca.refuse(ctx, remoteAddr, caller, err)
+	}
 	iss, issuer, err := ca.IssueFor(ctx, caller, IssueRequest{CSR: csr, Credentials: Credentials{RemoteAddr: remoteAddr}})
 	if err != nil {
+		if rerr := m.Store.MoveACMEOrder(context.WithoutCancel(ctx), o.ID, ACMEStatusProcessing, ACMEStatusReady, ""); rerr != nil {
+			ca.log.Warn("ACME order left processing after a failed issuance", "order", o.ID, "error", rerr)
+		}
 		return nil, nil, err
 	}
-	if err := m.Store.FinishACMEOrder(ctx, o.ID, iss.Serial); err != nil {
+	if err := m.Store.MoveACMEOrder(ctx, o.ID, ACMEStatusProcessing, ACMEStatusValid, iss.Serial); err != nil {
 		return nil, nil, err
 	}
 	return iss, issuer, nil

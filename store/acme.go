@@ -72,9 +72,9 @@ func (s *Store) ACMEOrder(ctx context.Context, id string) (rotor.ACMEOrder, erro
 	return timed(s.metrics, "acme_order", func() (rotor.ACMEOrder, error) { return s.b.ACMEOrder(ctx, id) })
 }
 
-// FinishACMEOrder implements rotor.ACMEOrderStore.
-func (s *Store) FinishACMEOrder(ctx context.Context, id, serial string) error {
-	return s.metrics.time("finish_acme_order", func() error { return s.b.FinishACMEOrder(ctx, id, serial) })
+// MoveACMEOrder implements rotor.ACMEOrderStore.
+func (s *Store) MoveACMEOrder(ctx context.Context, id, from, to, serial string) error {
+	return s.metrics.time("move_acme_order", func() error { return s.b.MoveACMEOrder(ctx, id, from, to, serial) })
 }
 
 // StoreNonce implements rotor.ACMEOrderStore. Expired nonces are deleted

@@ -185,11 +185,11 @@ func (s *pgStore) ACMEOrder(ctx context.Context, id string) (rotor.ACMEOrder, er
 	return o, s.tokenErr(err, "ACME order "+id)
 }
 
-// FinishACMEOrder implements rotor.ACMEOrderStore.
-func (s *pgStore) FinishACMEOrder(ctx context.Context, id, serial string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE acme_orders SET status = 'valid', serial = $2 WHERE id = $1 AND
-		status = 'ready'`, id, serial)
-	return finished(tag.RowsAffected(), err, id)
+// MoveACMEOrder implements rotor.ACMEOrderStore.
+func (s *pgStore) MoveACMEOrder(ctx context.Context, id, from, to, serial string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE acme_orders SET status = $3, serial = COALESCE(NULLIF($4, ''), serial)
+		WHERE id = $1 AND status = $2`, id, from, to, serial)
+	return moved(tag.RowsAffected(), err, id, from)
 }
 
 // StoreNonce implements rotor.ACMEOrderStore.

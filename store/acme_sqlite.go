@@ -201,12 +201,12 @@ func (s *sqliteStore) ACMEOrder(ctx context.Context, id string) (rotor.ACMEOrder
 	return o, tokenErr(err, "ACME order "+id)
 }
 
-// FinishACMEOrder implements rotor.ACMEOrderStore.
-func (s *sqliteStore) FinishACMEOrder(ctx context.Context, id, serial string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE acme_orders SET status = 'valid', serial = ? WHERE id = ? AND
-		status = 'ready'`, serial, id)
+// MoveACMEOrder implements rotor.ACMEOrderStore.
+func (s *sqliteStore) MoveACMEOrder(ctx context.Context, id, from, to, serial string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE acme_orders SET status = ?, serial = COALESCE(NULLIF(?, ''), serial)
+		WHERE id = ? AND status = ?`, to, serial, id, from)
 	n, err := affected(res, err)
-	return finished(n, err, id)
+	return moved(n, err, id, from)
 }
 
 // StoreNonce implements rotor.ACMEOrderStore.
@@ -242,13 +242,13 @@ func nullString(s string) any {
 	return s
 }
 
-// finished turns FinishACMEOrder's update into its answer.
-func finished(n int64, err error, id string) error {
+// moved turns MoveACMEOrder's update into its answer.
+func moved(n int64, err error, id, from string) error {
 	switch {
 	case err != nil:
-		return unavailable(fmt.Errorf("finish ACME order %s: %w", id, err))
+		return unavailable(fmt.Errorf("move ACME order %s: %w", id, err))
 	case n != 1:
-		return rotor.Errorf(rotor.EConflict, "ACME order %s is not ready", id)
+		return rotor.Errorf(rotor.EConflict, "ACME order %s is not %s", id, from)
 	}
 	return nil
 }

@@ -118,10 +118,16 @@ func testACMEOrders(t *testing.T, s *store.Store, now time.Time) {
 	if code := rotor.ErrorCodeOf(s.CreateACMEOrder(ctx, o2)); code != rotor.EConflict {
 		t.Fatalf("second order replacing one certificate: code %q, want conflict", code)
 	}
-	if err := s.FinishACMEOrder(ctx, "order1", "0def"); err != nil {
+	if err := s.MoveACMEOrder(ctx, "order1", rotor.ACMEStatusReady, rotor.ACMEStatusProcessing, ""); err != nil {
 		t.Fatal(err)
 	}
-	if code := rotor.ErrorCodeOf(s.FinishACMEOrder(ctx, "order1", "0fed")); code != rotor.EConflict {
+	if code := rotor.ErrorCodeOf(s.MoveACMEOrder(ctx, "order1", rotor.ACMEStatusReady, rotor.ACMEStatusProcessing, "")); code != rotor.EConflict {
+		t.Fatalf("a second finalize claiming the order: code %q, want conflict", code)
+	}
+	if err := s.MoveACMEOrder(ctx, "order1", rotor.ACMEStatusProcessing, rotor.ACMEStatusValid, "0def"); err != nil {
+		t.Fatal(err)
+	}
+	if code := rotor.ErrorCodeOf(s.MoveACMEOrder(ctx, "order1", rotor.ACMEStatusProcessing, rotor.ACMEStatusValid, "0fed")); code != rotor.EConflict {
 		t.Fatalf("finishing a valid order again: code %q, want conflict", code)
 	}
 	got, err := s.ACMEOrder(ctx, "order1")

@@ -53,7 +53,7 @@ CREATE TABLE acme_orders (
     id         text        PRIMARY KEY,
     account_id text        NOT NULL REFERENCES acme_accounts (id),
     dns_names  text        NOT NULL,
-    status     text        NOT NULL CHECK (status IN ('ready', 'valid')),
+    status     text        NOT NULL CHECK (status IN ('ready', 'processing', 'valid')),
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     serial     text,
@@ -66,7 +66,7 @@ CREATE INDEX acme_orders_serial ON acme_orders (serial);
 COMMENT ON TABLE acme_orders IS 'ACME orders; their one authorization is valid from the start, since the account binding proved the identity.';
 COMMENT ON COLUMN acme_orders.id IS 'Order ID, the last part of its URL (/acme/order/<id>).';
 COMMENT ON COLUMN acme_orders.account_id IS 'The account that placed it.';
-COMMENT ON COLUMN acme_orders.status IS 'ready until finalized, then valid.';
+COMMENT ON COLUMN acme_orders.status IS 'ready until finalized; processing while one finalize issues its certificate; then valid.';
 COMMENT ON COLUMN acme_orders.created_at IS 'When it was placed.';
 COMMENT ON COLUMN acme_orders.expires_at IS 'When it can no longer be finalized.';
 COMMENT ON COLUMN acme_orders.dns_names IS 'The ordered DNS names, a JSON array.';

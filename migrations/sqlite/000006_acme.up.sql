@@ -29,7 +29,7 @@ CREATE TABLE acme_orders (
     id         TEXT NOT NULL PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES acme_accounts (id),
     dns_names  TEXT NOT NULL,                 -- JSON array
-    status     TEXT NOT NULL CHECK (status IN ('ready', 'valid')),
+    status     TEXT NOT NULL CHECK (status IN ('ready', 'processing', 'valid')),
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
     serial     TEXT,
