@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,9 @@ type Reloader struct {
 	notAfter    prometheus.Gauge
 	roots       prometheus.Gauge
 	rootsExpiry *prometheus.GaugeVec
+	// exportedRoots are rootsExpiry's series, written by observe only
+	// (New, then the Run goroutine).
+	exportedRoots []exportedRoot
 }
 
 // retired is a replaced signer, closed by its timer unless Close comes
@@ -132,11 +136,24 @@ func (r *Reloader) observe() {
 	t := r.Trust()
 	r.notAfter.Set(float64(t.Issuer.Certificate.NotAfter.Unix()))
 	r.roots.Set(float64(len(t.Bundle.Roots)))
-	r.rootsExpiry.Reset()
+	// Set the bundle's roots, then drop the series of roots no longer in
+	// it: a Reset first would leave a scrape in between with no roots.
+	var next []exportedRoot
 	for _, root := range t.Bundle.Roots {
-		r.rootsExpiry.WithLabelValues(rotor.Fingerprint(root.Raw), root.Subject.String()).Set(float64(root.NotAfter.Unix()))
+		e := exportedRoot{rotor.Fingerprint(root.Raw), root.Subject.String()}
+		r.rootsExpiry.WithLabelValues(e.fp, e.subject).Set(float64(root.NotAfter.Unix()))
+		next = append(next, e)
 	}
+	for _, old := range r.exportedRoots {
+		if !slices.Contains(next, old) {
+			r.rootsExpiry.DeleteLabelValues(old.fp, old.subject)
+		}
+	}
+	r.exportedRoots = next
 }
+
+// exportedRoot is the labels of one root's expiry series.
+type exportedRoot struct{ fp, subject string }
 
 // Run reloads on each signal from hup and, every Interval, when the files
 // changed; it returns when ctx ends.
