@@ -53,8 +53,8 @@ func (m ACME) BindAccount(ctx context.Context, remoteAddr, kid string, checkMAC 
 		}
 	}
 	caller := Caller{Identity: k.Identity, Authenticator: AuthenticatorACME, Subject: "eab:" + kid}
-	if err == nil && ca.denied(k.Identity) {
-		err = Errorf(EDenied, "identity %s is denied by the CA's operators", k.Identity)
+	if err == nil {
+		err = ca.deniedErr(k.Identity)
 	}
 	if err != nil {
 		return ACMEAccount{}, ca.refuse(ctx, remoteAddr, caller, err)
@@ -110,8 +110,8 @@ func (m ACME) NewOrder(ctx context.Context, remoteAddr string, caller Caller, ac
 
 func (m ACME) checkOrder(ctx context.Context, caller Caller, names []string, replaces string) error {
 	want := caller.Identity.DNSName(m.CA.cfg.Policy.TrustDomain)
-	if m.CA.denied(caller.Identity) {
-		return Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
+	if err := m.CA.deniedErr(caller.Identity); err != nil {
+		return err
 	}
 	if len(names) != 1 || names[0] != want {
 		return Errorf(EForbidden, "account of %s may order only %s, not %v", caller.Identity, want, names)
@@ -219,4 +219,11 @@ func (m ACME) update(ctx context.Context, remoteAddr string, acct ACMEAccount, a
 }
 
 // denied reports whether id is on the deny list.
-func (ca *CA) denied(id Identity) bool { d := ca.cfg.Denylist; return d != nil && d.Denied(id) }
+// deniedErr is EDenied if id is on the deny list, else nil: one answer
+// for the REST API, ACME binding and ACME orders alike.
+func (ca *CA) deniedErr(id Identity) error {
+	if d := ca.cfg.Denylist; d != nil && d.Denied(id) {
+		return Errorf(EDenied, "identity %s is denied by the CA's operators", id)
+	}
+	return nil
+}

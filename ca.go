@@ -180,8 +180,8 @@ func (ca *CA) admit(caller Caller) error {
 	if caller.Admin {
 		return Errorf(EForbidden, "an admin credential never gets a workload certificate: use the workload's own token")
 	}
-	if ca.denied(caller.Identity) {
-		return Errorf(EDenied, "identity %s is denied by the CA's operators", caller.Identity)
+	if err := ca.deniedErr(caller.Identity); err != nil {
+		return err
 	}
 	if l := ca.cfg.Limiter; l != nil {
 		if ok, wait := l.Take(caller.Identity.String()); !ok {
