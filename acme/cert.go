@@ -27,7 +27,14 @@ func (s *server) certificate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, err := s.store.CertificateStatus(r.Context(), strings.ToLower(chi.URLParam(r, "serial")))
+	// Checked before the store is asked: a path that is no serial is as
+	// unknown as a serial nobody was given.
+	serial := strings.ToLower(chi.URLParam(r, "serial"))
+	var st *rotor.CertificateStatus
+	var err error = rotor.Errorf(rotor.ENotFound, "not a serial")
+	if rotor.IsLowerHex(serial, 1, rotor.MaxSerialHex) {
+		st, err = s.store.CertificateStatus(r.Context(), serial)
+	}
 	if err == nil && st.Issuance.TokenSubject != caller.Subject || rotor.ErrorCodeOf(err) == rotor.ENotFound {
 		err = &problem{Type: typeMalformed, Status: http.StatusNotFound, Detail: "this account has no such certificate"}
 	}
