@@ -214,8 +214,8 @@ type ACMEOrderStore interface {
 	// its serial unless serial is "" (EConflict if it is not in from), so
 	// one finalize at a time can claim a ready order.
 	MoveACMEOrder(ctx context.Context, id, from, to, serial string) error
-	// StoreNonce keeps a fresh nonce until expires (and drops those
-	// expired at now); UseNonce takes it,
+	// StoreNonce keeps a fresh nonce until expires (and, from time to
+	// time, drops those expired at now); UseNonce takes it,
 	// once, across every replica sharing the store: ENotFound if unknown,
 	// used or expired at now.
 	StoreNonce(ctx context.Context, nonce string, now, expires time.Time) error

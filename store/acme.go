@@ -77,11 +77,24 @@ func (s *Store) MoveACMEOrder(ctx context.Context, id, from, to, serial string) 
 	return s.metrics.time("move_acme_order", func() error { return s.b.MoveACMEOrder(ctx, id, from, to, serial) })
 }
 
-// StoreNonce implements rotor.ACMEOrderStore. Expired nonces are deleted
-// as new ones are stored, so the table holds about one nonce lifetime's.
+// StoreNonce implements rotor.ACMEOrderStore. Expired nonces are swept
+// at most once per nonceSweepEvery per process, not with every insert
+// (every ACME answer stores a nonce), so the table holds about one nonce
+// lifetime's and a minute's more.
 func (s *Store) StoreNonce(ctx context.Context, nonce string, now, expires time.Time) error {
-	return s.metrics.time("store_nonce", func() error { return s.b.StoreNonce(ctx, nonce, now, expires) })
+	return s.metrics.time("store_nonce", func() error {
+		if last := s.nonceSwept.Load(); now.UnixNano()-last >= int64(nonceSweepEvery) &&
+			s.nonceSwept.CompareAndSwap(last, now.UnixNano()) {
+			if err := s.b.sweepNonces(ctx, now); err != nil {
+				return err
+			}
+		}
+		return s.b.insertNonce(ctx, nonce, expires)
+	})
 }
+
+// nonceSweepEvery spaces the sweeps of expired nonces.
+const nonceSweepEvery = time.Minute
 
 // UseNonce implements rotor.ACMEOrderStore.
 func (s *Store) UseNonce(ctx context.Context, nonce string, now time.Time) error {
@@ -92,7 +105,14 @@ func (s *Store) UseNonce(ctx context.Context, nonce string, now time.Time) error
 type acmeBackend interface {
 	rotor.EABStore
 	rotor.ACMEAccountStore
-	rotor.ACMEOrderStore
+	CreateACMEOrder(ctx context.Context, o rotor.ACMEOrder) error
+	ACMEOrder(ctx context.Context, id string) (rotor.ACMEOrder, error)
+	MoveACMEOrder(ctx context.Context, id, from, to, serial string) error
+	UseNonce(ctx context.Context, nonce string, now time.Time) error
+	// insertNonce and sweepNonces are StoreNonce's two writes, which
+	// Store spaces apart.
+	insertNonce(ctx context.Context, nonce string, expires time.Time) error
+	sweepNonces(ctx context.Context, now time.Time) error
 }
 
 // checkEABKey refuses a key the schema would refuse or that could never

@@ -192,13 +192,18 @@ func (s *pgStore) MoveACMEOrder(ctx context.Context, id, from, to, serial string
 	return moved(tag.RowsAffected(), err, id, from)
 }
 
-// StoreNonce implements rotor.ACMEOrderStore.
-func (s *pgStore) StoreNonce(ctx context.Context, nonce string, now, expires time.Time) error {
-	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM acme_nonces WHERE expires_at < $1`, utc(now))
-	b.Queue(`INSERT INTO acme_nonces (nonce, expires_at) VALUES ($1, $2)`, nonce, utc(expires))
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+// insertNonce implements acmeBackend.
+func (s *pgStore) insertNonce(ctx context.Context, nonce string, expires time.Time) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO acme_nonces (nonce, expires_at) VALUES ($1, $2)`, nonce, utc(expires)); err != nil {
 		return s.unavailable(fmt.Errorf("store nonce: %w", err))
+	}
+	return nil
+}
+
+// sweepNonces implements acmeBackend.
+func (s *pgStore) sweepNonces(ctx context.Context, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM acme_nonces WHERE expires_at < $1`, utc(now)); err != nil {
+		return s.unavailable(fmt.Errorf("sweep expired nonces: %w", err))
 	}
 	return nil
 }

@@ -209,14 +209,18 @@ func (s *sqliteStore) MoveACMEOrder(ctx context.Context, id, from, to, serial st
 	return moved(n, err, id, from)
 }
 
-// StoreNonce implements rotor.ACMEOrderStore.
-func (s *sqliteStore) StoreNonce(ctx context.Context, nonce string, now, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM acme_nonces WHERE expires_at < ?`, fmtTime(now))
-	if err == nil {
-		_, err = s.w.ExecContext(ctx, `INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)`, nonce, fmtTime(expires))
-	}
-	if err != nil {
+// insertNonce implements acmeBackend.
+func (s *sqliteStore) insertNonce(ctx context.Context, nonce string, expires time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)`, nonce, fmtTime(expires)); err != nil {
 		return unavailable(fmt.Errorf("store nonce: %w", err))
+	}
+	return nil
+}
+
+// sweepNonces implements acmeBackend.
+func (s *sqliteStore) sweepNonces(ctx context.Context, now time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM acme_nonces WHERE expires_at < ?`, fmtTime(now)); err != nil {
+		return unavailable(fmt.Errorf("sweep expired nonces: %w", err))
 	}
 	return nil
 }

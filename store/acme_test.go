@@ -50,6 +50,7 @@ func testACME(t *testing.T, b backend) {
 	})
 	t.Run("ok/orders", func(t *testing.T) { testACMEOrders(t, s, now) })
 	t.Run("ok/nonces-across-stores", func(t *testing.T) { testNonces(t, b, s, url, now) })
+	t.Run("ok/nonce-sweep", func(t *testing.T) { testNonceSweep(t, b) })
 	if v, err := s.VerifyChain(ctx, nil); err != nil || !v.Intact() {
 		t.Fatalf("audit chain after ACME actions: %v %v", v, err)
 	}
@@ -168,5 +169,29 @@ func testNonces(t *testing.T, b backend, s *store.Store, url string, now time.Ti
 				t.Fatalf("UseNonce(%s) code %q, want %q", tt.nonce, code, tt.code)
 			}
 		})
+	}
+}
+
+// testNonceSweep: expired nonces are swept by a later StoreNonce once a
+// minute has passed since the last sweep, and not by every one.
+func testNonceSweep(t *testing.T, b backend) {
+	s, url := b.open(t, store.Options{})
+	ctx := t.Context()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	for _, step := range []struct {
+		nonce string
+		at    time.Time
+		rows  int64 // in acme_nonces after
+	}{
+		{"old", t0, 1},                        // the first store sweeps (nothing yet), then inserts
+		{"next", t0.Add(30 * time.Second), 2}, // "old" expired, but a sweep ran 30s ago
+		{"late", t0.Add(90 * time.Second), 1}, // a minute on: both expired ones swept
+	} {
+		if err := s.StoreNonce(ctx, step.nonce, step.at, step.at.Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n := b.count(t, url, `SELECT count(*) FROM acme_nonces`); n != step.rows {
+			t.Fatalf("after storing %s: %d nonce rows, want %d", step.nonce, n, step.rows)
+		}
 	}
 }

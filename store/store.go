@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,8 @@ func (o Options) batchConfig(writers int) batchConfig {
 type Store struct {
 	b       backend
 	metrics *metrics // nil: not instrumented
+	// nonceSwept is when StoreNonce last swept expired nonces, Unix ns.
+	nonceSwept atomic.Int64
 }
 
 // backend is what each database implements; Store adds what both share.
