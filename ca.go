@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	mathrand "math/rand/v2"
 	"slices"
 	"time"
 )
@@ -31,6 +30,10 @@ type CAConfig struct {
 	// once; beyond it a request is refused at once with EOverloaded rather
 	// than queued. Zero means no cap.
 	MaxInFlight int
+	// UnpacedRenewals, if set, gives every certificate renew_after at
+	// RenewalTime instead of placing it by the CA's renewal schedule (see
+	// PacedRenewalTime): the unpaced baseline a storm is measured against.
+	UnpacedRenewals bool
 	// RefusalBudget bounds the refusal rows of unauthenticated sources;
 	// the zero value records every refusal as its own row.
 	RefusalBudget RefusalBudget
@@ -53,7 +56,9 @@ type CA struct {
 	cfg      CAConfig
 	log      *slog.Logger
 	refusals *refusalLog
-	inFlight chan struct{} // nil: no cap
+	inFlight chan struct{}    // nil: no cap
+	schedule *renewalSchedule // nil: unpaced
+	shed     shedPacer
 }
 
 // NewCA validates cfg and returns a CA. Close it to commit pending refusal
@@ -81,6 +86,9 @@ func NewCA(cfg CAConfig) (*CA, error) {
 		refusals: &refusalLog{budget: cfg.RefusalBudget, audit: cfg.Audit, log: cfg.Logger}}
 	if cfg.MaxInFlight > 0 {
 		ca.inFlight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	if !cfg.UnpacedRenewals {
+		ca.schedule = &renewalSchedule{}
 	}
 	return ca, nil
 }
@@ -152,11 +160,12 @@ func (ca *CA) IssueFor(ctx context.Context, caller Caller, req IssueRequest) (*I
 		select {
 		case ca.inFlight <- struct{}{}:
 			defer func() { <-ca.inFlight }()
+			ca.shed.serve(ca.cfg.Now())
 		default:
-			// Retry-After of 1 to 3 whole seconds, drawn per refusal, so the
-			// callers shed together do not all come back together.
+			// Drawn per refusal, so the callers shed together do not all
+			// come back together; over longer as the storm grows.
 			return nil, nil, ca.refuse(ctx, req.Credentials.RemoteAddr, caller, &Error{Code: EOverloaded,
-				RetryAfter: time.Duration(1+mathrand.IntN(3)) * time.Second,
+				RetryAfter: ca.shed.turnAway(ca.cfg.Now()),
 				Message:    fmt.Sprintf("the CA is at its limit of %d issuances in flight; retry shortly", cap(ca.inFlight))})
 		}
 	}
@@ -259,7 +268,7 @@ func (ca *CA) leaf(issuer *Issuer, id Identity, names leafNames, checked *Checke
 			"issuer_not_after", limit, "identity", id.String())
 		notAfter = limit
 	}
-	serial, err := ca.serial()
+	serial, err := ca.serial(now, notAfter)
 	if err != nil {
 		return leafFields{}, err
 	}
@@ -270,20 +279,23 @@ func (ca *CA) leaf(issuer *Issuer, id Identity, names leafNames, checked *Checke
 		RSASubject: checked.KeyAlgorithm == "RSA", CRLDistributionPoint: ca.cfg.Policy.CRLDistributionPoint(issuer.KeyID)}, nil
 }
 
-// serial is a random positive 159-bit number: over the 128 bits the brief
-// asks and inside RFC 5280's 20-octet limit.
-func (ca *CA) serial() (*big.Int, error) {
+// serial is a positive 159-bit number, random but for the last five
+// octets, which carry where in the renewal spread the holder of a
+// certificate issued at now and expiring at notAfter should renew (see
+// PacedRenewalTime): 119 random bits, over the 64 RFC 5280 asks, inside
+// its 20-octet limit.
+func (ca *CA) serial(now, notAfter time.Time) (*big.Int, error) {
 	b := make([]byte, 20)
 	if _, err := io.ReadFull(ca.cfg.Rand, b); err != nil {
 		return nil, WrapError(EInternal, err, "could not generate a serial number")
 	}
 	b[0] &= 0x7f
-	b[0] |= 0x40 // keep the top bit set so every serial is 20 octets and never zero
-	if ca.inFlight != nil {
-		b[len(b)-1] = paceLevel(len(ca.inFlight)-1, cap(ca.inFlight)) // the others in flight: see PacedRenewalTime
-	} else {
-		b[len(b)-1] = 0
+	b[0] |= 0x40      // keep the top bit set so every serial is 20 octets and never zero
+	tail := [5]byte{} // RenewalTime itself
+	if ca.schedule != nil {
+		tail = paceTail(ca.schedule.place(now, notAfter))
 	}
+	copy(b[len(b)-5:], tail[:])
 	return new(big.Int).SetBytes(b), nil
 }
 

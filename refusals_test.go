@@ -207,12 +207,44 @@ func TestMaxInFlight(t *testing.T) {
 	if issued, refused, _ := audit.counts(); issued != 3 || refused != 1 {
 		t.Errorf("%d issued, %d refused; want 3 and the overload refused", issued, refused)
 	}
-	// Pacing: the second of the two made while the other held its slot
-	// carries the top load level in its serial, the one made alone none.
-	audit.mu.Lock()
-	defer audit.mu.Unlock()
-	level := func(i *rotor.Issuance) string { return i.Serial[len(i.Serial)-2:] }
-	if l0, l1, alone := level(audit.issuances[0]), level(audit.issuances[1]), level(audit.issuances[2]); (l0 != "ff" && l1 != "ff") || alone != "00" {
-		t.Errorf("load levels %s and %s under load, %s alone; want ff for the later of the two, 00 alone", l0, l1, alone)
+}
+
+// TestRenewAfterPaced: a CA places each renew_after by its schedule, within
+// MaxPace of the lifetime before RenewalTime and not all at one moment;
+// one with UnpacedRenewals gives RenewalTime itself.
+func TestRenewAfterPaced(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		unpaced bool
+	}{
+		{"ok/paced", false},
+		{"ok/unpaced", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ca, _ := newTestCA(t, func(c *rotor.CAConfig) { c.UnpacedRenewals = tt.unpaced })
+			csr := testpki.CSR(t, testpki.Key(t, "ecdsa-p256"), nil)
+			places := map[time.Duration]bool{}
+			for range 20 {
+				iss, _, err := ca.Issue(context.Background(), rotor.IssueRequest{CSR: csr, Credentials: rotor.Credentials{BearerToken: "good"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				life := iss.NotAfter.Sub(iss.IssuedAt)
+				early := rotor.RenewalTime(iss.IssuedAt, iss.NotAfter).Sub(iss.RenewAfter())
+				if early < -time.Second || early > time.Duration(rotor.MaxPace*float64(life))+time.Second {
+					t.Fatalf("renew_after %v before RenewalTime, outside the spread of %v", early, life)
+				}
+				places[early.Round(time.Second)] = true
+			}
+			if tt.unpaced && (len(places) != 1 || !places[0]) {
+				t.Errorf("unpaced renew_after moved from RenewalTime: %v", places)
+			}
+			if !tt.unpaced && len(places) < 10 {
+				t.Errorf("20 certificates from a calm CA renew at only %d moments", len(places))
+			}
+		})
 	}
 }

@@ -69,8 +69,8 @@ type RenewalAdvice struct {
 //   - issued by another issuer key (the issuer rotated, or the identity must
 //     move to a new root): [now, now + min(OtherIssuerSpread, half the time
 //     left)], open, so the old issuer's fleet spreads its renewals;
-//   - otherwise RenewalTime (where renew_after points and rotor-agent renews
-//     by default), to halfway through the rest of the lifetime.
+//   - otherwise renew_after (PacedRenewalTime, where rotor-agent renews by
+//     default), to halfway through the rest of the lifetime.
 //
 // An issuance with no recorded issuer key, or an empty issuerKeyID, is
 // never taken for another issuer's. retryAfter is the wait the CA asks
@@ -106,7 +106,7 @@ func SuggestRenewal(st *CertificateStatus, issuerKeyID string, now time.Time, re
 	default:
 		start := iss.RenewAfter().UTC().Truncate(time.Second)
 		a = RenewalAdvice{Window: RenewalWindow{start, start.Add(notAfter.Sub(start) / 2).Truncate(time.Second)},
-			Reason: fmt.Sprintf("renew %.0f%% into the lifetime", RenewShare*100)}
+			Reason: fmt.Sprintf("renew from %.0f%% into the lifetime", 100*start.Sub(iss.IssuedAt).Seconds()/notAfter.Sub(iss.IssuedAt).Seconds())}
 	}
 	a.RetryAfter = retryAfter
 	if soon := a.Window.Start.Sub(now); soon > 0 && soon < retryAfter {

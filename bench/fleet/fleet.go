@@ -2,10 +2,12 @@
 // client/: each agent has its own key (a new one per certificate, as
 // rotor-agent's default), makes a fresh TLS handshake for every request,
 // gets its first certificate with the bearer token and renews over mTLS
-// with the certificate it holds, at renew_after less up to 10% jitter of
-// the lifetime, as rotor-agent does. A refusal the CA marks retryable (503,
-// 429 and an unreachable CA) is retried after its Retry-After. What the
-// fleet saw, per second, is the renewal storm's shape.
+// with the certificate it holds, when rotor-agent would (agent.NextRenewal:
+// renew_after less up to a tenth of the wait). A refusal is retried after
+// its Retry-After, cut short, as rotor-agent's are, so that the certificate
+// can still authenticate the retry; a certificate refused as expired (it
+// ran out while the request queued) is replaced by token at once, as
+// rotor-agent does. What the fleet saw, per second, is the storm's shape.
 package fleet
 
 import (
@@ -16,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotor-dev/rotor"
+	"github.com/rotor-dev/rotor/agent"
 	"github.com/rotor-dev/rotor/bench/load"
 	"github.com/rotor-dev/rotor/client"
 )
@@ -38,9 +42,6 @@ type Config struct {
 	// Renewals, if set, is how many renewals each agent makes before it
 	// stops; the run then ends when every agent has, or at Duration.
 	Renewals int
-	// Jitter is the share of the lifetime an agent renews early by at
-	// most, uniformly: rotor-agent's 10%.
-	Jitter float64
 }
 
 // Fleet is a running simulation.
@@ -87,20 +88,20 @@ func (f *Fleet) agent(ctx context.Context, cl *client.Client, delay time.Duratio
 	}
 	var held *client.Issued
 	var heldKey any
+	had := false // a certificate before: what comes next is a renewal
 	for renewals := 0; ctx.Err() == nil; {
 		if f.cfg.Renewals > 0 && renewals >= f.cfg.Renewals {
 			return
 		}
-		got, key, renewal, err := f.request(ctx, cl, held, heldKey)
+		got, key, renewal, err := f.request(ctx, cl, held, heldKey, had)
+		if err != nil && renewal && rotor.ErrorCodeOf(err) == rotor.EUnauthenticated {
+			got, key, renewal, err = f.request(ctx, cl, nil, nil, had)
+		}
 		if ctx.Err() != nil && err != nil {
 			return // the run ended under this request: not the CA's doing
 		}
 		if err != nil {
-			wait := client.RetryAfter(err)
-			if wait == 0 {
-				wait = time.Second
-			}
-			if !sleep(ctx, wait+time.Duration(rand.Int64N(int64(wait)/4+1))) {
+			if !sleep(ctx, f.retryWait(err, held)) {
 				return
 			}
 			continue
@@ -108,19 +109,40 @@ func (f *Fleet) agent(ctx context.Context, cl *client.Client, delay time.Duratio
 		if renewal {
 			renewals++
 		}
-		held, heldKey = got, key
-		life := got.NotAfter.Sub(got.NotBefore)
-		early := time.Duration(rand.Float64() * f.cfg.Jitter * float64(life))
-		if !sleep(ctx, time.Until(got.RenewAfter.Add(-early))) {
+		held, heldKey, had = got, key, true
+		at := agent.NextRenewal(got.Leaf, time.Now(), got.RenewAfter, agent.DefaultRenewBefore, rand.Float64())
+		if !sleep(ctx, time.Until(at)) {
 			return
 		}
+		f.stats.begin(time.Since(f.start))
 	}
 }
+
+// retryWait is how long an agent holding held waits after err: the CA's
+// Retry-After (a second without one) and up to a quarter more, but no
+// later than its certificate can authenticate the retry, as rotor-agent.
+func (f *Fleet) retryWait(err error, held *client.Issued) time.Duration {
+	wait := client.RetryAfter(err)
+	if wait == 0 {
+		wait = time.Second
+	}
+	wait += time.Duration(rand.Int64N(int64(wait)/4 + 1))
+	if held != nil {
+		if left := time.Until(held.NotAfter.Add(-renewMargin)); left > 0 {
+			wait = min(wait, left)
+		}
+	}
+	return wait
+}
+
+// renewMargin is how long before its expiry an agent stops presenting a
+// certificate: rotor-agent's for lifetimes of 20 seconds and more.
+const renewMargin = time.Second
 
 // request makes a key and asks for a certificate: by mTLS with held while
 // it is valid (renewal), else by token. Each request is a fresh connection: mTLS
 // ones by client/'s design, token ones because cl's pool is emptied.
-func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Issued, heldKey any) (
+func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Issued, heldKey any, had bool) (
 	got *client.Issued, key any, renewal bool, err error) {
 	signer, csr, err := load.NewKeyCSR()
 	if err != nil {
@@ -130,7 +152,7 @@ func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Iss
 	// Decided once a slot is free: a certificate that expired while its
 	// agent waited must not be presented.
 	req := client.IssueRequest{CSR: csr, Token: f.cfg.Token}
-	renewal = held != nil && time.Until(held.NotAfter) > time.Second
+	renewal = held != nil && time.Until(held.NotAfter) > renewMargin
 	if renewal {
 		req = client.IssueRequest{CSR: csr, ClientCertificate: load.KeyPair(held, heldKey)}
 	}
@@ -140,9 +162,21 @@ func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Iss
 	<-f.slots
 	cl.CloseIdleConnections()
 	if ctx.Err() == nil || err == nil {
-		f.stats.note(time.Since(f.start), lat, renewal, got, err)
+		f.stats.note(time.Since(f.start), lat, kindOf(renewal, had), got, err)
 	}
 	return got, signer, renewal, err
+}
+
+// kindOf is what a request was: over mTLS, by token for a first
+// certificate, or by token after one.
+func kindOf(mtls, had bool) kind {
+	switch {
+	case mtls:
+		return renewed
+	case had:
+		return reissued
+	}
+	return first
 }
 
 // sleep waits d or until ctx ends, reporting whether d passed.

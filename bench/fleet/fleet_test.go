@@ -44,7 +44,7 @@ func TestFleet(t *testing.T) {
 	const agents, renewals = 500, 1
 	st, err := fleet.Run(t.Context(), fleet.Config{URLs: []string{addr}, Roots: roots,
 		Token: strings.TrimSpace(string(out)), Agents: agents, Start: time.Second, Renewals: renewals,
-		Duration: 60 * time.Second, MaxInFlight: 64, Jitter: 0.1}) // the duration only stops a hung run
+		Duration: 60 * time.Second, MaxInFlight: 64}) // the duration only stops a hung run
 	if err != nil {
 		t.Fatal(err)
 	}

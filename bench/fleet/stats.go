@@ -17,9 +17,22 @@ type Stats struct {
 	// PerSecond[i] counts certificates received in second i of the run
 	// (first ones and renewals), the storm's histogram.
 	PerSecond []int `json:"per_second"`
+	// RenewalsPerSecond[i] counts the renewals among them: every
+	// certificate after an agent's first.
+	RenewalsPerSecond []int `json:"renewals_per_second"`
+	// BegunPerSecond[i] counts the renewals agents set out to make in
+	// second i (their renewal time came; retries not counted): the demand
+	// that pacing shapes, before the CA's queue and shedding reshape it.
+	BegunPerSecond []int `json:"begun_per_second"`
 	// First are certificates got by token, Renewals those got over mTLS.
 	First    int `json:"first"`
 	Renewals int `json:"renewals"`
+	// Reissued are certificates an agent got by token after its first,
+	// because its certificate had run out (while a request queued).
+	Reissued int `json:"reissued"`
+	// Expired counts mTLS renewals refused because the certificate ran out
+	// while the request queued; the agent then renewed by token at once.
+	Expired int `json:"expired_in_queue"`
 	// Shed counts refusals the agents waited out (Retry-After) by code:
 	// the CA shedding load (503 overloaded, 429 rate limited) as designed.
 	Shed map[rotor.ErrorCode]int `json:"shed"`
@@ -30,6 +43,17 @@ type Stats struct {
 	Peak         int     `json:"peak_per_s"`
 	Mean         float64 `json:"mean_per_s"`
 	PeakOverMean float64 `json:"peak_over_mean"`
+	// RenewalPeak, RenewalMean and RenewalPeakOverMean are the same of
+	// renewals per second, from the first second with a renewal to the
+	// last whole second: the rate pacing is to flatten.
+	RenewalPeak         int     `json:"renewal_peak_per_s"`
+	RenewalMean         float64 `json:"renewal_mean_per_s"`
+	RenewalPeakOverMean float64 `json:"renewal_peak_over_mean"`
+	// BegunPeak, BegunMean and BegunPeakOverMean are the same of
+	// BegunPerSecond.
+	BegunPeak         int     `json:"begun_peak_per_s"`
+	BegunMean         float64 `json:"begun_mean_per_s"`
+	BegunPeakOverMean float64 `json:"begun_peak_over_mean"`
 	// P50 and P99 are the latency of the requests that got a certificate.
 	P50     time.Duration `json:"p50_ns"`
 	P99     time.Duration `json:"p99_ns"`
@@ -44,15 +68,37 @@ func newStats() *Stats {
 	return &Stats{Shed: map[rotor.ErrorCode]int{}, Errors: map[rotor.ErrorCode]int{}}
 }
 
+// begin records a renewal set out on at offset since the run began.
+func (s *Stats) begin(offset time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec := int(offset / time.Second)
+	for len(s.BegunPerSecond) <= sec {
+		s.BegunPerSecond = append(s.BegunPerSecond, 0)
+	}
+	s.BegunPerSecond[sec]++
+}
+
+// kind is what a request was for.
+type kind int
+
+const (
+	first    kind = iota // an agent's first certificate, by token
+	renewed              // a renewal over mTLS
+	reissued             // a renewal by token: the certificate had run out
+)
+
 // note records one answer, at offset since the run began.
-func (s *Stats) note(offset, lat time.Duration, renewal bool, got *client.Issued, err error) {
+func (s *Stats) note(offset, lat time.Duration, k kind, got *client.Issued, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		code := rotor.ErrorCodeOf(err)
-		if code == rotor.EOverloaded || code == rotor.ERateLimited {
+		switch code := rotor.ErrorCodeOf(err); {
+		case code == rotor.EOverloaded || code == rotor.ERateLimited:
 			s.Shed[code]++
-		} else {
+		case code == rotor.EUnauthenticated && k == renewed:
+			s.Expired++
+		default:
 			s.Errors[code]++
 		}
 		return
@@ -60,12 +106,19 @@ func (s *Stats) note(offset, lat time.Duration, renewal bool, got *client.Issued
 	sec := int(offset / time.Second)
 	for len(s.PerSecond) <= sec {
 		s.PerSecond = append(s.PerSecond, 0)
+		s.RenewalsPerSecond = append(s.RenewalsPerSecond, 0)
 	}
 	s.PerSecond[sec]++
-	if renewal {
-		s.Renewals++
-	} else {
+	switch k {
+	case first:
 		s.First++
+	case renewed:
+		s.Renewals++
+	case reissued:
+		s.Reissued++
+	}
+	if k != first {
+		s.RenewalsPerSecond[sec]++
 	}
 	s.latencies = append(s.latencies, lat)
 	s.Serials = append(s.Serials, hex.EncodeToString(got.Leaf.SerialNumber.Bytes()))
@@ -82,8 +135,27 @@ func (s *Stats) finish(elapsed time.Duration) {
 		return
 	}
 	s.Peak = slices.Max(s.PerSecond)
-	s.Mean = float64(s.First+s.Renewals) / float64(len(s.PerSecond))
+	s.Mean = float64(s.First+s.Renewals+s.Reissued) / float64(len(s.PerSecond))
 	s.PeakOverMean = float64(s.Peak) / s.Mean
+	s.RenewalPeak, s.RenewalMean, s.RenewalPeakOverMean = flatness(s.RenewalsPerSecond)
+	s.BegunPeak, s.BegunMean, s.BegunPeakOverMean = flatness(s.BegunPerSecond)
+}
+
+// flatness is the peak, mean and peak over mean of counts per second from
+// the first second with any to the last whole one (the last is cut short
+// by the run's end).
+func flatness(perSec []int) (peak int, mean, peakOverMean float64) {
+	from, last := slices.IndexFunc(perSec, func(n int) bool { return n > 0 }), len(perSec)-1
+	if from < 0 || from >= last {
+		return 0, 0, 0
+	}
+	whole := perSec[from:last]
+	sum := 0
+	for _, n := range whole {
+		sum += n
+	}
+	peak, mean = slices.Max(whole), float64(sum)/float64(len(whole))
+	return peak, mean, float64(peak) / mean
 }
 
 // ErrorCount is how many requests failed other than by shedding.

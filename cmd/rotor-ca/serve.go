@@ -43,6 +43,7 @@ type serveConfig struct {
 	RateLimit, SourceRate  float64
 	RateBurst, SourceBurst int
 	MaxInFlight            int
+	RenewalPacing          bool
 	Refusals               rotor.RefusalBudget
 	DenyRefresh            time.Duration
 	CheckpointKey          string
@@ -79,6 +80,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.Float64Var(&c.SourceRate, "source-rate-limit", 1, "failed authentications per second allowed per remote host; past them it is answered 429 before any authenticator runs; 0 for no limit")
 	f.IntVar(&c.SourceBurst, "source-rate-burst", 20, "burst of failed authentications allowed per remote host above --source-rate-limit")
 	f.IntVar(&c.MaxInFlight, "max-in-flight", 0, "issuances checked, signed and committed at once; beyond, 503 with Retry-After at once (default: 8 per signature the signer makes at once, at least 64)")
+	f.BoolVar(&c.RenewalPacing, "renewal-pacing", true, "place each certificate's renew_after where this CA's schedule of renewals is emptiest, between a sixth and two thirds of its lifetime, so a fleet issued together does not renew together; false: at two thirds for all")
 	f.IntVar(&c.Refusals.Rows, "refusal-budget", rotor.DefaultRefusalBudget.Rows, "refusal rows per unauthenticated remote host and --refusal-interval; past it one summary row per interval; 0 for no bound")
 	f.DurationVar(&c.Refusals.Interval, "refusal-interval", rotor.DefaultRefusalBudget.Interval, "interval of --refusal-budget")
 	f.DurationVar(&c.DenyRefresh, "deny-list-refresh", time.Second, "how often the deny list is re-read from the store, and how long a token lookup is trusted: an identity denied or a token revoked on another replica is refused here within this")
@@ -315,7 +317,7 @@ func (c *serveConfig) handler(st *store.Store, trust *issuer.Reloader, deny *rot
 	}
 	log.Info("authenticators", "order", names)
 	cfg := rotor.CAConfig{Policy: c.Policy, Trust: trust, Authenticator: chain, Audit: st, Logger: log,
-		MaxInFlight: c.MaxInFlight, RefusalBudget: c.Refusals, Denylist: deny, Admin: st}
+		MaxInFlight: c.MaxInFlight, UnpacedRenewals: !c.RenewalPacing, RefusalBudget: c.Refusals, Denylist: deny, Admin: st}
 	if c.RateLimit > 0 {
 		cfg.Limiter = &rotor.Limiter{Rate: c.RateLimit, Burst: c.RateBurst}
 	}

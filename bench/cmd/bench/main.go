@@ -31,7 +31,7 @@ import (
 type config struct {
 	duration, fleetTTL, fleetDuration, fleetStart, agentIdle time.Duration
 	conc, rounds, csrs, fleetAgents, fleetConns              int
-	sections, pgURL, doc, work                               string
+	sections, fleetPacing, pgURL, doc, work                  string
 }
 
 func main() {
@@ -45,6 +45,7 @@ func main() {
 	flag.DurationVar(&c.fleetTTL, "fleet-ttl", 5*time.Minute, "certificate lifetime in the fleet storm")
 	flag.DurationVar(&c.fleetDuration, "fleet-duration", 6*time.Minute, "length of the fleet storm")
 	flag.DurationVar(&c.fleetStart, "fleet-start", 2*time.Second, "the fleet's agents all start within this")
+	flag.StringVar(&c.fleetPacing, "fleet-pacing", "paced,unpaced", "the fleet storm's runs: rotor-ca with its renewal pacing (paced), without it (unpaced, --renewal-pacing=false), or both")
 	flag.IntVar(&c.fleetConns, "fleet-conns", 1024, "most fleet requests in flight at once (file descriptors, ports)")
 	flag.DurationVar(&c.agentIdle, "agent-idle", 45*time.Second, "how long rotor-agent idles before its RSS is read")
 	flag.StringVar(&c.pgURL, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres to create scratch databases in (loopback)")
