@@ -174,7 +174,7 @@ func (s slowSigner) Sign(ctx context.Context, digest []byte, opts crypto.SignerO
 }
 
 // TestMaxInFlight: past the cap, an issuance is refused at once with
-// EOverloaded instead of waiting; the serials say how busy the CA was.
+// EOverloaded with a Retry-After instead of waiting.
 func TestMaxInFlight(t *testing.T) {
 	t.Parallel()
 	signing, release := make(chan struct{}, 2), make(chan struct{})

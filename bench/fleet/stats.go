@@ -49,6 +49,9 @@ type Stats struct {
 	RenewalPeak         int     `json:"renewal_peak_per_s"`
 	RenewalMean         float64 `json:"renewal_mean_per_s"`
 	RenewalPeakOverMean float64 `json:"renewal_peak_over_mean"`
+	// RenewalPeak10sOverMean is the busiest ten seconds' renewal rate
+	// over the mean: a one-second catch-up after a stall smoothed out.
+	RenewalPeak10sOverMean float64 `json:"renewal_peak_10s_over_mean"`
 	// BegunPeak, BegunMean and BegunPeakOverMean are the same of
 	// BegunPerSecond.
 	BegunPeak         int     `json:"begun_peak_per_s"`
@@ -137,25 +140,31 @@ func (s *Stats) finish(elapsed time.Duration) {
 	s.Peak = slices.Max(s.PerSecond)
 	s.Mean = float64(s.First+s.Renewals+s.Reissued) / float64(len(s.PerSecond))
 	s.PeakOverMean = float64(s.Peak) / s.Mean
-	s.RenewalPeak, s.RenewalMean, s.RenewalPeakOverMean = flatness(s.RenewalsPerSecond)
-	s.BegunPeak, s.BegunMean, s.BegunPeakOverMean = flatness(s.BegunPerSecond)
+	s.RenewalPeak, s.RenewalMean, s.RenewalPeakOverMean = flatness(s.RenewalsPerSecond, 1)
+	_, _, s.RenewalPeak10sOverMean = flatness(s.RenewalsPerSecond, 10)
+	s.BegunPeak, s.BegunMean, s.BegunPeakOverMean = flatness(s.BegunPerSecond, 1)
 }
 
-// flatness is the peak, mean and peak over mean of counts per second from
-// the first second with any to the last whole one (the last is cut short
-// by the run's end).
-func flatness(perSec []int) (peak int, mean, peakOverMean float64) {
-	from, last := slices.IndexFunc(perSec, func(n int) bool { return n > 0 }), len(perSec)-1
-	if from < 0 || from >= last {
+// flatness is the busiest n seconds' count (per second), the mean per
+// second and their ratio, from the first second with any count to the
+// last whole one (the run's end cuts the last short). All zero when fewer
+// than n seconds have passed since the first.
+func flatness(perSec []int, n int) (peak int, mean, peakOverMean float64) {
+	from := slices.IndexFunc(perSec, func(v int) bool { return v > 0 })
+	if from < 0 || len(perSec)-1-from < n {
 		return 0, 0, 0
 	}
-	whole := perSec[from:last]
-	sum := 0
-	for _, n := range whole {
-		sum += n
+	whole := perSec[from : len(perSec)-1]
+	sum, window, busiest := 0, 0, 0
+	for i, v := range whole {
+		sum, window = sum+v, window+v
+		if i >= n {
+			window -= whole[i-n]
+		}
+		busiest = max(busiest, window)
 	}
-	peak, mean = slices.Max(whole), float64(sum)/float64(len(whole))
-	return peak, mean, float64(peak) / mean
+	mean = float64(sum) / float64(len(whole))
+	return busiest / n, mean, float64(busiest) / float64(n) / mean
 }
 
 // ErrorCount is how many requests failed other than by shedding.
