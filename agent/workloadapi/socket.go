@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rotor-dev/rotor/agent"
 )
@@ -114,17 +117,23 @@ func (l *listener) Close() error {
 // stream (Workload API streams never end by themselves, so a graceful
 // stop would wait forever) and returns nil.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	g := s.NewGRPCServer()
-	stopped := make(chan struct{})
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true) // gRPC's HTTP/2 with prior knowledge; nothing else
+	hs := &http.Server{Handler: s, Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	stopped, closed := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(closed)
 		select {
 		case <-ctx.Done():
-			g.Stop()
+			_ = hs.Close()
 		case <-stopped:
 		}
 	}()
-	err := g.Serve(l)
+	err := hs.Serve(l) // closes l, and so removes the socket, before it returns
 	close(stopped)
+	<-closed
 	if ctx.Err() != nil {
 		return nil
 	}
