@@ -73,12 +73,15 @@ func New(cfg Config) (*Client, error) {
 		http: &http.Client{Timeout: cfg.Timeout, Transport: newTransport(tlsConf, false)}}, nil
 }
 
-// newTransport is http.DefaultTransport's shape with our TLS settings.
+// newTransport is http.DefaultTransport's shape with our TLS settings,
+// but no handshake deadline of its own: the request's Timeout bounds the
+// handshake too. A CA in a renewal storm can take longer than a few
+// seconds to get to a handshake, and one given up half-done is CPU it
+// spent for nothing, which the retry asks it to spend again.
 func newTransport(tlsConf *tls.Config, oneShot bool) *http.Transport {
 	return &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     tlsConf,
-		TLSHandshakeTimeout: 5 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConnsPerHost: 4,
 		ForceAttemptHTTP2:   true,

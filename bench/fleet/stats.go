@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ type Stats struct {
 	Shed map[rotor.ErrorCode]int `json:"shed"`
 	// Errors counts every other failure by code; the target is none.
 	Errors map[rotor.ErrorCode]int `json:"errors"`
+	// ErrorSamples are the first few errors' texts, each with the second
+	// of the run it came in, to tell timeouts from refusals and resets.
+	ErrorSamples []string `json:"error_samples,omitempty"`
 	// Peak and Mean are certificates per second over the run's seconds;
 	// PeakOverMean is their ratio, 1 for a flat rate.
 	Peak         int     `json:"peak_per_s"`
@@ -82,6 +86,9 @@ func (s *Stats) begin(offset time.Duration) {
 	s.BegunPerSecond[sec]++
 }
 
+// maxErrorSamples bounds Stats.ErrorSamples.
+const maxErrorSamples = 20
+
 // kind is what a request was for.
 type kind int
 
@@ -103,6 +110,9 @@ func (s *Stats) note(offset, lat time.Duration, k kind, got *client.Issued, err 
 			s.Expired++
 		default:
 			s.Errors[code]++
+			if len(s.ErrorSamples) < maxErrorSamples {
+				s.ErrorSamples = append(s.ErrorSamples, fmt.Sprintf("%ds: %v", int(offset/time.Second), err))
+			}
 		}
 		return
 	}

@@ -132,6 +132,12 @@ func fleetTable(runs []fleetRecord, c config) string {
 		return fmt.Sprintf("%d / %.0f (%.2f)", r.Peak, r.Mean, r.PeakOverMean)
 	})
 	row("errors (target 0)", func(r fleetRecord) string { return errorCodes(r.Errors) })
+	row("first errors (second of the run: error)", func(r fleetRecord) string {
+		if len(r.ErrorSamples) == 0 {
+			return "-"
+		}
+		return strings.ReplaceAll(strings.Join(r.ErrorSamples[:min(3, len(r.ErrorSamples))], "; "), "|", "/")
+	})
 	row("mTLS renewals refused as expired in the queue, renewed by token at once", func(r fleetRecord) string {
 		return fmt.Sprint(r.Expired)
 	})
