@@ -50,8 +50,9 @@ type CAConfig struct {
 
 // CA is the issuing logic: authenticate, check, sign, record, in that order.
 // It is safe for concurrent use and keeps no state of its own beyond rate
-// limits, the in-flight count and pending refusal summaries: replicas
-// sharing one store are interchangeable.
+// limits, the in-flight count, the shedding bound, its schedule of the
+// renewals it asked for and pending refusal summaries: replicas sharing
+// one store are interchangeable.
 type CA struct {
 	cfg      CAConfig
 	log      *slog.Logger

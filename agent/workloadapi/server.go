@@ -181,10 +181,25 @@ func finish(w http.ResponseWriter, sent bool, code int, msg string) {
 		prefix = http.TrailerPrefix
 	}
 	w.Header().Set(prefix+"Grpc-Status", strconv.Itoa(code))
-	w.Header().Set(prefix+"Grpc-Message", msg) // ASCII without '%': no percent-encoding needed
+	w.Header().Set(prefix+"Grpc-Message", percentEncode(msg))
 	if !sent {
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// percentEncode is gRPC's encoding of grpc-message: bytes outside
+// printable ASCII, and '%', as %XX. A method path quoted in a message is
+// the caller's and may hold either.
+func percentEncode(msg string) string {
+	var b strings.Builder
+	for i := range len(msg) {
+		if c := msg[i]; c < 0x20 || c > 0x7e || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // stream sends the current response and each later one until ctx ends

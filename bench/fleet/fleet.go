@@ -88,14 +88,13 @@ func (f *Fleet) agent(ctx context.Context, cl *client.Client, delay time.Duratio
 	}
 	var held *client.Issued
 	var heldKey any
-	had := false // a certificate before: what comes next is a renewal
 	for renewals := 0; ctx.Err() == nil; {
 		if f.cfg.Renewals > 0 && renewals >= f.cfg.Renewals {
 			return
 		}
-		got, key, renewal, err := f.request(ctx, cl, held, heldKey, had)
+		got, key, renewal, err := f.request(ctx, cl, held, heldKey, true)
 		if err != nil && renewal && rotor.ErrorCodeOf(err) == rotor.EUnauthenticated {
-			got, key, renewal, err = f.request(ctx, cl, nil, nil, had)
+			got, key, renewal, err = f.request(ctx, cl, held, heldKey, false)
 		}
 		if ctx.Err() != nil && err != nil {
 			return // the run ended under this request: not the CA's doing
@@ -109,7 +108,7 @@ func (f *Fleet) agent(ctx context.Context, cl *client.Client, delay time.Duratio
 		if renewal {
 			renewals++
 		}
-		held, heldKey, had = got, key, true
+		held, heldKey = got, key
 		at := agent.NextRenewal(got.Leaf, time.Now(), got.RenewAfter, agent.DefaultRenewBefore, rand.Float64())
 		if !sleep(ctx, time.Until(at)) {
 			return
@@ -139,10 +138,11 @@ func (f *Fleet) retryWait(err error, held *client.Issued) time.Duration {
 // certificate: rotor-agent's for lifetimes of 20 seconds and more.
 const renewMargin = time.Second
 
-// request makes a key and asks for a certificate: by mTLS with held while
-// it is valid (renewal), else by token. Each request is a fresh connection: mTLS
-// ones by client/'s design, token ones because cl's pool is emptied.
-func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Issued, heldKey any, had bool) (
+// request makes a key and asks for a certificate: by mTLS with held (nil
+// before the first) while it is valid and mtls is set (renewal), else by
+// token. Each request is a fresh connection: mTLS ones by client/'s
+// design, token ones because cl's pool is emptied.
+func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Issued, heldKey any, mtls bool) (
 	got *client.Issued, key any, renewal bool, err error) {
 	signer, csr, err := load.NewKeyCSR()
 	if err != nil {
@@ -152,7 +152,7 @@ func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Iss
 	// Decided once a slot is free: a certificate that expired while its
 	// agent waited must not be presented.
 	req := client.IssueRequest{CSR: csr, Token: f.cfg.Token}
-	renewal = held != nil && time.Until(held.NotAfter) > renewMargin
+	renewal = mtls && held != nil && time.Until(held.NotAfter) > renewMargin
 	if renewal {
 		req = client.IssueRequest{CSR: csr, ClientCertificate: load.KeyPair(held, heldKey)}
 	}
@@ -162,7 +162,7 @@ func (f *Fleet) request(ctx context.Context, cl *client.Client, held *client.Iss
 	<-f.slots
 	cl.CloseIdleConnections()
 	if ctx.Err() == nil || err == nil {
-		f.stats.note(time.Since(f.start), lat, kindOf(renewal, had), got, err)
+		f.stats.note(time.Since(f.start), lat, kindOf(renewal, held != nil), got, err)
 	}
 	return got, signer, renewal, err
 }
