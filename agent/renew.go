@@ -188,9 +188,12 @@ func (a *Agent) write(p *issuedPair) error {
 
 // notify runs the hook for the pair just written. A command's output is
 // logged (an operator's `echo` shows, as in the README); a failure is
-// logged and counted here, and returned for Once mode to report.
+// logged and counted here, and returned for Once mode to report. A stop
+// does not cut it short (its own timeout does): the files are already
+// swapped, and an agent started again finds them valid and would not run
+// it, leaving the proxy on the old certificate until the next renewal.
 func (a *Agent) notify(ctx context.Context, p *issuedPair) error {
-	out, err := a.hook.run(ctx, a.hookEnv(p.issued))
+	out, err := a.hook.run(context.WithoutCancel(ctx), a.hookEnv(p.issued))
 	if err == nil {
 		if out = strings.TrimSpace(out); out != "" {
 			a.log.Info("Hook ran", rotor.LogEvent, EventHookRan, "serial", p.issued.Serial, "output", out)
