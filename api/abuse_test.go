@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +23,7 @@ import (
 
 // testTimeouts are short, so the slow clients below are cut off in a
 // fraction of a second.
-var testTimeouts = api.Timeouts{Header: 300 * time.Millisecond, Request: 800 * time.Millisecond,
+var testTimeouts = api.Timeouts{Handshake: 2 * time.Second, Header: 300 * time.Millisecond, Request: 800 * time.Millisecond,
 	Write: 3 * time.Second, Idle: 500 * time.Millisecond, MaxHeaderBytes: 4 << 10}
 
 // rawConn is one TLS connection driven byte by byte, as a slow or broken
@@ -136,6 +137,136 @@ func TestSlowClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientHello is the first flight of a real TLS client for the env's
+// server: a ClientHello record, bytes a test can send and then stall.
+func clientHello(t *testing.T, e *env) []byte {
+	t.Helper()
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() {
+		_ = tls.Client(client, &tls.Config{RootCAs: e.roots, ServerName: "ca.rotor.test"}).Handshake()
+		client.Close()
+	}()
+	header := make([]byte, 5)
+	if _, err := io.ReadFull(server, header); err != nil {
+		t.Fatal(err)
+	}
+	record := make([]byte, 5+int(header[3])<<8|int(header[4]))
+	copy(record, header)
+	if _, err := io.ReadFull(server, record[5:]); err != nil {
+		t.Fatal(err)
+	}
+	return record
+}
+
+func dialTCP(t *testing.T, e *env) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// slowWriter delays a connection's first write, as a client on a slow or
+// busy host would start its handshake late.
+type slowWriter struct {
+	net.Conn
+	delay time.Duration
+	once  sync.Once
+}
+
+func (c *slowWriter) Write(p []byte) (int, error) {
+	c.once.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Write(p)
+}
+
+// TestSlowHandshakes holds the TLS handshake to its own bound: a client
+// that never says hello, or stalls after it, is cut off at the handshake
+// bound; and an honest handshake slower than the header bound completes,
+// because the header bound no longer cuts handshakes short.
+func TestSlowHandshakes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqliteURL(t), envConfig{serve: &testTimeouts})
+	hello := clientHello(t, e)
+	const slack = 2 * time.Second
+	for _, tt := range []struct {
+		name string
+		send []byte
+	}{
+		{"fail/nothing-sent", nil},
+		{"fail/stalled-after-hello", hello},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialTCP(t, e)
+			start := time.Now()
+			if _, err := c.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(start.Add(testTimeouts.Handshake + 10*time.Second))
+			_, err := io.Copy(io.Discard, c)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server kept the connection for over 10 s past its handshake bound")
+			}
+			if took := time.Since(start); took > testTimeouts.Handshake+slack || took < testTimeouts.Handshake-100*time.Millisecond {
+				t.Errorf("connection ended after %v, want at the handshake bound %v", took.Round(time.Millisecond), testTimeouts.Handshake)
+			}
+		})
+	}
+	t.Run("ok/slower-than-the-header-bound", func(t *testing.T) {
+		t.Parallel()
+		client := e.client(nil)
+		tr := client.Transport.(*http.Transport)
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &slowWriter{Conn: c, delay: testTimeouts.Request + 200*time.Millisecond}, nil
+		}
+		resp, err := client.Get(e.URL + "/healthz")
+		if err != nil {
+			t.Fatalf("handshake started %v late: %v", testTimeouts.Request+200*time.Millisecond, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /healthz: %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestHandshakeGateNotHeldByStallers: the server computes handshakes a few
+// at a time, and a client that sends its hello and then stalls does not
+// keep a place. Many times the gate's size in stalled clients each still
+// get the server's answer to their hello, and an honest client meanwhile
+// is served.
+func TestHandshakeGateNotHeldByStallers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqliteURL(t), envConfig{serve: &testTimeouts})
+	hello := clientHello(t, e)
+	stallers := 8 * runtime.GOMAXPROCS(0)
+	conns := make([]net.Conn, stallers)
+	for i := range conns {
+		conns[i] = dialTCP(t, e)
+		if _, err := conns[i].Write(hello); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(testTimeouts.Handshake / 2))
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			t.Fatalf("staller %d of %d had no ServerHello: %v", i+1, stallers, err)
+		}
+	}
+	resp, err := e.client(nil).Get(e.URL + "/healthz")
+	if err != nil {
+		t.Fatalf("honest client beside %d stalled handshakes: %v", stallers, err)
+	}
+	resp.Body.Close()
 }
 
 // TestHead: HEAD on every GET resource answers as GET does, without a body.

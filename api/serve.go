@@ -18,6 +18,9 @@ import (
 // holds a connection and a goroutine for a bounded time and no longer.
 // Zero fields take the defaults shown.
 type Timeouts struct {
+	// Handshake bounds the TLS handshake, from accept, its wait for a
+	// place included; default 10s.
+	Handshake time.Duration
 	// Header bounds reading the request line and headers; default 5s.
 	Header time.Duration
 	// Request bounds reading the whole request, body included, however
@@ -33,6 +36,7 @@ type Timeouts struct {
 }
 
 func (t Timeouts) withDefaults() Timeouts {
+	t.Handshake = cmp.Or(t.Handshake, 10*time.Second)
 	t.Header = cmp.Or(t.Header, 5*time.Second)
 	t.Request = cmp.Or(t.Request, 15*time.Second)
 	t.Write = cmp.Or(t.Write, 35*time.Second)
@@ -75,7 +79,8 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		WriteTimeout: t.Write, IdleTimeout: t.Idle, MaxHeaderBytes: t.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(cfg.Listener, ServerTLSConfig(cfg.GetCertificate))) }()
+	ln := newHandshakeListener(cfg.Listener, ServerTLSConfig(cfg.GetCertificate), t.Handshake, 0, cfg.Logger)
+	go func() { errc <- srv.Serve(ln) }()
 	cfg.Logger.Info("rotor-ca serving", append([]any{rotor.LogEvent, rotor.EventServing,
 		"addr", "https://" + cfg.Listener.Addr().String()}, cfg.ServingAttrs...)...)
 	select {
