@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -38,21 +37,17 @@ type handshakeListener struct {
 	gate   chan struct{}
 	log    *slog.Logger
 
-	ready   chan *tls.Conn
-	stop    context.Context
-	cancel  context.CancelFunc
-	failed  chan struct{} // closed when inner's Accept failed for good
-	err     error         // why; read only after failed is closed
-	closing sync.Once
+	ready  chan *tls.Conn
+	stop   context.Context
+	cancel context.CancelFunc
+	failed chan struct{} // closed when inner's Accept failed for good
+	err    error         // why; read only after failed is closed
 }
 
-// newHandshakeListener serves config over inner. gate is how many
-// handshakes may compute their server side at once; zero means twice the
-// CPUs.
-func newHandshakeListener(inner net.Listener, config *tls.Config, bound time.Duration, gate int, log *slog.Logger) *handshakeListener {
-	if gate <= 0 {
-		gate = 2 * runtime.GOMAXPROCS(0)
-	}
+// newHandshakeListener serves config over inner, each handshake within
+// bound. Twice the CPUs compute their server side at once: enough to keep
+// the cores busy while one handshake writes its flight.
+func newHandshakeListener(inner net.Listener, config *tls.Config, bound time.Duration, log *slog.Logger) *handshakeListener {
 	config = config.Clone()
 	getConfig := config.GetConfigForClient
 	config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -67,7 +62,8 @@ func newHandshakeListener(inner net.Listener, config *tls.Config, bound time.Dur
 		return nil, nil
 	}
 	stop, cancel := context.WithCancel(context.Background())
-	l := &handshakeListener{inner: inner, config: config, bound: bound, gate: make(chan struct{}, gate), log: log,
+	l := &handshakeListener{inner: inner, config: config, bound: bound,
+		gate: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), log: log,
 		ready: make(chan *tls.Conn), stop: stop, cancel: cancel, failed: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -97,11 +93,11 @@ func (l *handshakeListener) acceptLoop() {
 }
 
 func (l *handshakeListener) handshake(raw net.Conn) {
-	deadline := time.Now().Add(l.bound)
-	_ = raw.SetDeadline(deadline)
 	gc := &gatedConn{Conn: raw, gate: l.gate}
 	tc := tls.Server(gc, l.config)
-	ctx, cancel := context.WithDeadline(l.stop, deadline)
+	// The context's end closes the conn, so it also ends a read or write
+	// that is blocked: no deadline on the conn is needed.
+	ctx, cancel := context.WithTimeout(l.stop, l.bound)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	gc.release()
@@ -112,8 +108,6 @@ func (l *handshakeListener) handshake(raw net.Conn) {
 		_ = tc.Close()
 		return
 	}
-	// net/http sets its own deadlines for each phase from here.
-	_ = raw.SetDeadline(time.Time{})
 	select {
 	case l.ready <- tc:
 	case <-l.stop.Done():
@@ -133,14 +127,10 @@ func (l *handshakeListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting and ends the handshakes in progress; connections
-// already handed to net/http are its to close.
+// already handed to net/http are its to close. net/http calls it once.
 func (l *handshakeListener) Close() error {
-	var err error
-	l.closing.Do(func() {
-		l.cancel()
-		err = l.inner.Close()
-	})
-	return err
+	l.cancel()
+	return l.inner.Close()
 }
 
 func (l *handshakeListener) Addr() net.Addr { return l.inner.Addr() }

@@ -79,7 +79,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		WriteTimeout: t.Write, IdleTimeout: t.Idle, MaxHeaderBytes: t.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	ln := newHandshakeListener(cfg.Listener, ServerTLSConfig(cfg.GetCertificate), t.Handshake, 0, cfg.Logger)
+	ln := newHandshakeListener(cfg.Listener, ServerTLSConfig(cfg.GetCertificate), t.Handshake, cfg.Logger)
 	go func() { errc <- srv.Serve(ln) }()
 	cfg.Logger.Info("rotor-ca serving", append([]any{rotor.LogEvent, rotor.EventServing,
 		"addr", "https://" + cfg.Listener.Addr().String()}, cfg.ServingAttrs...)...)
