@@ -48,13 +48,17 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 		p.log.LogAttrs(r.Context(), slog.LevelDebug, "client hung up before the answer",
 			slog.String(rotor.LogEvent, EventAbandoned), slog.String("code", string(code)),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	case status >= 500:
+	case status >= 500 && code != rotor.EOverloaded:
 		// The cause (a driver error, a panic value) is for operators only;
 		// the instance ties the generic answer to this log line.
 		p.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("code", string(code)),
 			slog.String("instance", prob.Instance), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.Any("error", err))
 	default:
+		// Refusals, and shedding at the in-flight cap: a storm sheds tens of
+		// thousands a minute by design, counted in rotor_refusals_total; an
+		// ERROR line each would bury the log and cost CPU when it is
+		// scarcest.
 		p.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.String("code", string(code)),
 			slog.String("instance", prob.Instance), slog.String("error", err.Error()))
 	}

@@ -112,6 +112,36 @@ func TestProblemHidesInternalCause(t *testing.T) {
 	}
 }
 
+// TestProblemLogLevel: an outage is logged at ERROR, but shedding at the
+// in-flight cap, which a storm does tens of thousands of times by design,
+// and refusals are logged at DEBUG.
+func TestProblemLogLevel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code rotor.ErrorCode
+		want slog.Level
+	}{
+		{rotor.EStoreUnavailable, slog.LevelError},
+		{rotor.EInternal, slog.LevelError},
+		{rotor.EOverloaded, slog.LevelDebug},
+		{rotor.ERateLimited, slog.LevelDebug},
+		{rotor.EUnauthenticated, slog.LevelDebug},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.code), func(t *testing.T) {
+			t.Parallel()
+			var logged bytes.Buffer
+			p := problemWriter{log: slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			p.write(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/certificates", nil),
+				rotor.Errorf(tt.code, "test"))
+			var line struct{ Level slog.Level }
+			if err := json.Unmarshal(logged.Bytes(), &line); err != nil || line.Level != tt.want {
+				t.Errorf("logged %s (%v), want one line at %v", logged.String(), err, tt.want)
+			}
+		})
+	}
+}
+
 // TestRecoverPanic answers a panicking handler with a 500 problem.
 func TestRecoverPanic(t *testing.T) {
 	t.Parallel()
