@@ -212,6 +212,7 @@ func TestCLIErrors(t *testing.T) {
 		{name: "fail/pkcs11-key-file", args: []string{"serve", "--data-dir", dir, "--issuer-cert", "/x.crt", "--trust-bundle", "/b.pem", "--signer", "pkcs11", "--issuer-key", "/k.pem"}, wantCode: 2},
 		{name: "fail/issuer-config-missing", args: []string{"serve", "--data-dir", dir, "--issuer-config", "/x.conf"}, wantCode: 1},
 		{name: "fail/negative-reload-interval", args: []string{"serve", "--data-dir", dir, "--reload-interval", "-1s"}, wantCode: 2},
+		{name: "fail/zero-handshake-timeout", args: []string{"serve", "--data-dir", dir, "--handshake-timeout", "0s"}, wantCode: 2, wantErr: "--handshake-timeout"},
 		{name: "fail/roots-unknown-subcommand", args: []string{"roots", "list"}, wantCode: 2},
 		{name: "fail/roots-status-no-root", args: []string{"roots", "status", "--data-dir", dir}, wantCode: 2},
 		{name: "fail/roots-status-both", args: []string{"roots", "status", "--data-dir", dir, "--root", "/r.crt", "--root-fingerprint", "ab"}, wantCode: 2},

@@ -59,7 +59,7 @@ type serveConfig struct {
 	Authn                     authn.Settings
 	Linkerd                   linkerd.Settings
 
-	ShutdownTimeout time.Duration
+	HandshakeTimeout, ShutdownTimeout time.Duration
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
@@ -98,6 +98,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.IssuerLife, "issuer-lifetime", 365*24*time.Hour, "lifetime of a created development issuing CA")
 	c.Authn.RegisterFlags(f.FlagSet)
 	c.Linkerd.RegisterFlags(f.FlagSet)
+	f.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long a connection's TLS handshake may take from accept, its wait for a place among the handshakes being computed included")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on SIGTERM")
 }
 
@@ -126,7 +127,8 @@ func (c *serveConfig) Validate() error {
 		{c.ReloadInterval < 0, "--reload-interval must not be negative"},
 		{c.RateLimit < 0 || c.RateBurst < 1 || c.SourceRate < 0 || c.SourceBurst < 1, "rate limits must be >= 0 and bursts >= 1"},
 		{c.MaxInFlight < 0 || c.Refusals.Rows < 0 || c.Refusals.Interval <= 0, "--max-in-flight and --refusal-budget must be >= 0 and --refusal-interval positive"},
-		{c.SignTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0, "--sign-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
+		{c.SignTimeout <= 0 || c.HandshakeTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DenyRefresh <= 0,
+			"--sign-timeout, --handshake-timeout, --shutdown-timeout and --deny-list-refresh must be positive"},
 		{c.CheckpointEvery < 0, "--checkpoint-interval must not be negative"},
 		{c.RenewalRetryAfter < rotor.MinRenewalRetryAfter, "--renewal-info-retry-after must be at least " + rotor.MinRenewalRetryAfter.String() + ": holders are told to wait this long between polls"},
 		{c.CRLValidity < rotor.MinCRLValidity, "--crl-validity must be at least " + rotor.MinCRLValidity.String()},
@@ -394,6 +396,6 @@ func (c *serveConfig) serveHTTPS(ctx context.Context, handler http.Handler, trus
 	}
 	t := trust.Trust()
 	return api.Serve(ctx, api.ServeConfig{Listener: ln, Handler: handler, GetCertificate: getCert,
-		ShutdownTimeout: c.ShutdownTimeout, Logger: log, ServingAttrs: []any{"trust_domain", c.Policy.TrustDomain,
+		Timeouts: api.Timeouts{Handshake: c.HandshakeTimeout}, ShutdownTimeout: c.ShutdownTimeout, Logger: log, ServingAttrs: []any{"trust_domain", c.Policy.TrustDomain,
 			"cert_ttl", c.Policy.DefaultTTL, "issuer_key_id", t.Issuer.KeyID, "bundle_fingerprint", t.Bundle.Fingerprint}})
 }
