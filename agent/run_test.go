@@ -78,7 +78,9 @@ func TestRotates(t *testing.T) {
 	stop()
 	iss := ca.Issuances()
 	got := lines(t, hooks)
-	if len(got) != len(iss) {
+	// The stop may cut off a renewal the CA had already committed: one
+	// issuance past the last hook is that, any more is a lost certificate.
+	if len(iss) != len(got) && len(iss) != len(got)+1 {
 		t.Fatalf("hook ran %d times for %d certificates", len(got), len(iss))
 	}
 	for i, s := range got {
@@ -99,8 +101,8 @@ func TestRotates(t *testing.T) {
 	if serial := cert.Leaf.SerialNumber.Text(16); serial != got[len(got)-1] {
 		t.Errorf("disk holds %s, last hook saw %s", serial, got[len(got)-1])
 	}
-	if n := metric(t, a, "rotor_agent_renewals_total"); int(n) != len(iss) {
-		t.Errorf("renewals_total %v, want %d", n, len(iss))
+	if n := metric(t, a, "rotor_agent_renewals_total"); int(n) != len(got) {
+		t.Errorf("renewals_total %v, want %d", n, len(got))
 	}
 	if exp := metric(t, a, `rotor_agent_certificate_expiration_timestamp_seconds{namespace="default",service_account="webapp"}`); int64(exp) != cert.Leaf.NotAfter.Unix() {
 		t.Errorf("expiry metric %v, want %d", exp, cert.Leaf.NotAfter.Unix())
