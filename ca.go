@@ -315,13 +315,13 @@ func (ca *CA) refuse(ctx context.Context, remoteAddr string, caller Caller, caus
 	}
 	level := slog.LevelInfo
 	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
+	case HungUp(ctx):
 		// The caller hung up: whatever failed (a commit or a signature
 		// given up with its context) is its doing, not an outage.
 		level = slog.LevelDebug
 	case code == ERateLimited || code == EOverloaded:
 		level = slog.LevelDebug // a flood must not flood the log either
-	case code.Retryable():
+	case code.ServerFault():
 		level = slog.LevelError
 	}
 	ca.log.Log(ctx, level, "refused request", LogEvent, EventRefused, "reason", code,

@@ -1,6 +1,7 @@
 package rotor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -108,6 +109,18 @@ func (c ErrorCode) RetryAfter() time.Duration { return c.info().retryAfter }
 // Retryable reports whether the same request may succeed later unchanged:
 // outages, rate limits and an unreachable CA, not refusals.
 func (c ErrorCode) Retryable() bool { return c.info().retryable }
+
+// ServerFault reports whether a server answering c has failed: a 5xx
+// other than shedding at its in-flight cap, which it does by design (a
+// storm sheds tens of thousands a minute, counted in its metrics). Servers
+// log these at ERROR; the rest are the caller's doing or expected.
+func (c ErrorCode) ServerFault() bool { return c.HTTPStatus() >= 500 && c != EOverloaded }
+
+// HungUp reports whether the caller whose request ctx is hung up (ctx was
+// cancelled), as opposed to a deadline of the server's own passing:
+// whatever failed then (a commit or a signature given up with its
+// context) failed because the caller left, and nothing is down.
+func HungUp(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
 
 // CodeForStatus is the code of an HTTP answer that carries no Rotor problem
 // type (a proxy's error page, another vocabulary), from its status alone:

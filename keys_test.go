@@ -165,4 +165,35 @@ func TestCodeTable(t *testing.T) {
 	if got := rotor.CodeFromProblemType("about:blank"); got != rotor.EInternal {
 		t.Errorf("foreign type gave %s", got)
 	}
+	faults := map[rotor.ErrorCode]bool{rotor.EStoreUnavailable: true, rotor.ESignerUnavailable: true,
+		rotor.EAuthUnavailable: true, rotor.EInternal: true}
+	for _, c := range rotor.ErrorCodes {
+		if c.ServerFault() != faults[c] {
+			t.Errorf("%s: ServerFault %v, want %v", c, c.ServerFault(), faults[c])
+		}
+	}
+}
+
+// TestHungUp: a cancelled request context is the caller hanging up; the
+// server's own deadline passing is not.
+func TestHungUp(t *testing.T) {
+	t.Parallel()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithTimeout(context.Background(), 0)
+	defer cancel2()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want bool
+	}{
+		{"live", context.Background(), false},
+		{"cancelled", cancelled, true},
+		{"deadline", expired, false},
+	}
+	for _, tt := range tests {
+		if got := rotor.HungUp(tt.ctx); got != tt.want {
+			t.Errorf("%s: HungUp = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -104,7 +104,7 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, err error) {
 func (s *server) writeAs(w http.ResponseWriter, r *http.Request, err error, types map[rotor.ErrorCode]string) {
 	p := problemOf(err, types)
 	level := slog.LevelDebug
-	if p.Status >= 500 {
+	if p.Status >= 500 && rotor.ErrorCodeOf(err).ServerFault() && !rotor.HungUp(r.Context()) {
 		level = slog.LevelError
 	}
 	s.log.Log(r.Context(), level, "ACME request refused", "type", p.Type, "path", r.URL.Path, "error", err)

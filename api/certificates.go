@@ -59,7 +59,7 @@ func (s *server) issueCertificate(w http.ResponseWriter, r *http.Request) {
 // A client that hung up is counted apart: its store-unavailable or
 // signer-unavailable is its own doing, and must not look like an outage.
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if clientGone(r) {
+	if rotor.HungUp(r.Context()) {
 		s.metrics.abandoned.Inc()
 	} else {
 		s.metrics.refused(rotor.ErrorCodeOf(err))

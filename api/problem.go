@@ -1,11 +1,9 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -41,24 +39,20 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	prob := rotor.Problem{Type: code.ProblemType(), Title: code.Title(), Status: status,
 		Detail: rotor.ErrorMessageOf(err), Instance: newInstance()}
 	switch {
-	case clientGone(r):
-		// Whatever failed, failed because the caller left (a store commit
-		// or a signature given up with its context): nobody reads this
-		// answer, and nothing is down.
+	case rotor.HungUp(r.Context()):
+		// Nobody reads this answer, and nothing is down.
 		p.log.LogAttrs(r.Context(), slog.LevelDebug, "client hung up before the answer",
 			slog.String(rotor.LogEvent, EventAbandoned), slog.String("code", string(code)),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	case status >= 500 && code != rotor.EOverloaded:
+	case code.ServerFault():
 		// The cause (a driver error, a panic value) is for operators only;
 		// the instance ties the generic answer to this log line.
 		p.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("code", string(code)),
 			slog.String("instance", prob.Instance), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.Any("error", err))
 	default:
-		// Refusals, and shedding at the in-flight cap: a storm sheds tens of
-		// thousands a minute by design, counted in rotor_refusals_total; an
-		// ERROR line each would bury the log and cost CPU when it is
-		// scarcest.
+		// Refusals, and shedding (see ServerFault): an ERROR line per shed
+		// request would bury the log and cost CPU when it is scarcest.
 		p.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.String("code", string(code)),
 			slog.String("instance", prob.Instance), slog.String("error", err.Error()))
 	}
@@ -74,10 +68,6 @@ func (p problemWriter) write(w http.ResponseWriter, r *http.Request, err error) 
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(prob)
 }
-
-// clientGone reports whether r's client hung up (its context was
-// cancelled), as opposed to the server's own deadline passing.
-func clientGone(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }
 
 // retryAfter is the wait to send with err: its own (a limiter's next
 // token) if it has one, else its code's.
