@@ -53,7 +53,7 @@ type Fleet struct {
 	// keygen bounds the agents making keys at once to the CPUs. Real
 	// agents make theirs on their own CPUs; here 100,000 agents starting
 	// together would otherwise all be runnable at once, and an agent whose
-	// TLS handshake had just finished would wait seconds in the run queue
+	// TLS handshake had just finished could wait seconds in the run queue
 	// behind them to send its request, past the CA's 5 s header bound.
 	keygen chan struct{}
 	stats  *Stats

@@ -98,7 +98,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.DurationVar(&c.IssuerLife, "issuer-lifetime", 365*24*time.Hour, "lifetime of a created development issuing CA")
 	c.Authn.RegisterFlags(f.FlagSet)
 	c.Linkerd.RegisterFlags(f.FlagSet)
-	f.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long a connection's TLS handshake may take from accept, its wait for a place among the handshakes being computed included")
+	f.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long the TLS handshake of a connection to --listen may take from accept, its wait for a place among the handshakes being computed included (--linkerd-listen has its own 10s)")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on SIGTERM")
 }
 
