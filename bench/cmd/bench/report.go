@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"runtime"
@@ -121,12 +122,18 @@ func (h *harness) machine(ctx context.Context) string {
 	if err := h.pg.QueryRow(ctx, "SHOW server_version").Scan(&pgVersion); err != nil {
 		pgVersion = "unknown: " + err.Error()
 	}
+	// The systems' Go, not this harness's: `go run` may build the harness
+	// with another toolchain than the one GOTOOLCHAIN gives the binaries.
+	goVersion := "unknown"
+	if info, err := buildinfo.ReadFile(h.bin("rotor-ca")); err == nil {
+		goVersion = info.GoVersion
+	}
 	var fsync, syncCommit string
 	_ = h.pg.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
 	_ = h.pg.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
 	return fmt.Sprintf("- CPU: %s, %d cores (nproc), shared with other work: figures are noisy, compare ratios within one run\n"+
 		"- Go: %s; PostgreSQL %s (fsync=%s, synchronous_commit=%s) on 127.0.0.1\n- run: %s\n",
-		model, runtime.NumCPU(), runtime.Version(), pgVersion, fsync, syncCommit, time.Now().UTC().Format(time.DateTime+" UTC"))
+		model, runtime.NumCPU(), goVersion, pgVersion, fsync, syncCommit, time.Now().UTC().Format(time.DateTime+" UTC"))
 }
 
 // writeSections replaces the text between "<!-- bench:NAME -->" and
