@@ -38,8 +38,8 @@ type Options struct {
 	// per request under load.
 	MaxConns int
 	// Writers is the number of PostgreSQL group-commit writers; zero means 2,
-	// so one batch fills while the other commits. SQLite always has one
-	// writer: it allows one at a time anyway.
+	// so one batch is ready to send the moment the other is committed.
+	// SQLite always has one writer: it allows one at a time anyway.
 	Writers int
 	// MaxBatch caps the records committed in one transaction; zero means 256.
 	MaxBatch int
