@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,38 +50,8 @@ func openPostgres(ctx context.Context, rawURL string, opts Options) (*pgStore, e
 	return s, nil
 }
 
-// issuanceParams is the number of parameters one issuance row takes.
-const issuanceParams = 20
-
-// issuanceGroups are the row counts of the multi-row INSERTs a batch of
-// issuances is cut into, largest first. Postgres starts an executor for
-// every statement, and that, not the row, was most of its CPU per
-// certificate; a few fixed sizes keep the prepared statements few.
-var issuanceGroups = []int{64, 16, 4, 1}
-
 // pgInsertIssuances holds, by row count, the INSERT of that many issuances.
-var pgInsertIssuances = func() map[int]string {
-	m := make(map[int]string, len(issuanceGroups))
-	for _, n := range issuanceGroups {
-		var q strings.Builder
-		q.WriteString("INSERT INTO issuances (" + issuanceColumns + ", chain_seq, chain_hash) VALUES ")
-		for r := range n {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('(')
-			for c := range issuanceParams {
-				if c > 0 {
-					q.WriteString(", ")
-				}
-				fmt.Fprintf(&q, "$%d", r*issuanceParams+c+1)
-			}
-			q.WriteByte(')')
-		}
-		m[n] = q.String()
-	}
-	return m
-}()
+var pgInsertIssuances = insertIssuances(func(i int) string { return "$" + strconv.Itoa(i) })
 
 const pgInsertRefusal = `INSERT INTO refusals (time, reason, detail, namespace, service_account,
 	authenticator, remote_addr, chain_seq, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
@@ -142,11 +112,10 @@ func queueRecords(b *pgx.Batch, recs []record, head *chainHead) {
 		b.Queue(pgInsertRefusal, utc(f.Time), string(f.Reason), f.Detail, f.Identity.Namespace,
 			f.Identity.ServiceAccount, f.Authenticator, f.RemoteAddr, seq, hash)
 	}
-	for _, n := range issuanceGroups {
-		for size := n * issuanceParams; len(iss) >= size; iss = iss[size:] {
-			b.Queue(pgInsertIssuances[n], iss[:size]...)
-		}
-	}
+	_ = inIssuanceGroups(iss, func(n int, args []any) error {
+		b.Queue(pgInsertIssuances[n], args...)
+		return nil
+	})
 }
 
 // inChain runs one transaction that appends rows to the audit chain. It

@@ -22,9 +22,9 @@ import (
 // Options.BusyTimeout for the lock, as do we.
 type sqliteStore struct {
 	auditLog
-	w      *sql.DB // one connection: the writer
-	r      *sql.DB // readers, query_only
-	insIss *sql.Stmt
+	w      *sql.DB           // one connection: the writer
+	r      *sql.DB           // readers, query_only
+	insIss map[int]*sql.Stmt // by row count: see issuanceGroups
 	insRef *sql.Stmt
 	insSum *sql.Stmt
 }
@@ -76,12 +76,11 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 	if err = s.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	if s.insIss, err = s.w.PrepareContext(ctx, `INSERT INTO issuances (serial, namespace,
-		service_account, sans, key_algorithm, key_size, public_key_sha256, csr_sha256, not_before,
-		not_after, issued_at, issuer_key_id, authenticator, token_subject, remote_addr,
-		bundle_fingerprint, certificate, credential, chain_seq, chain_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-		return nil, unavailable(fmt.Errorf("prepare: %w", err))
+	s.insIss = make(map[int]*sql.Stmt, len(issuanceGroups))
+	for n, q := range insertIssuances(func(int) string { return "?" }) {
+		if s.insIss[n], err = s.w.PrepareContext(ctx, q); err != nil {
+			return nil, unavailable(fmt.Errorf("prepare: %w", err))
+		}
 	}
 	if s.insRef, err = s.w.PrepareContext(ctx, `INSERT INTO refusals (time, reason, detail, namespace,
 		service_account, authenticator, remote_addr, chain_seq, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
@@ -96,10 +95,11 @@ func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore,
 }
 
 // commit writes recs in one transaction with the prepared statements,
-// taking their places in the chain.
+// taking their places in the chain; issuances in multi-row INSERTs.
 func (s *sqliteStore) commit(ctx context.Context, recs []record) error {
 	err := s.inChain(ctx, func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
-		iss, ref, sum := tx.StmtContext(ctx, s.insIss), tx.StmtContext(ctx, s.insRef), tx.StmtContext(ctx, s.insSum)
+		ref, sum := tx.StmtContext(ctx, s.insRef), tx.StmtContext(ctx, s.insSum)
+		var iss []any
 		var err error
 		for _, r := range recs {
 			seq, hash := head.link(r.digest)
@@ -108,7 +108,7 @@ func (s *sqliteStore) commit(ctx context.Context, recs []record) error {
 					seq, hash)
 			} else if i := r.iss; i != nil {
 				sans, _ := json.Marshal(i.SANs) // []string cannot fail to marshal
-				_, err = iss.ExecContext(ctx, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount,
+				iss = append(iss, i.Serial, i.Identity.Namespace, i.Identity.ServiceAccount,
 					string(sans), i.KeyAlgorithm, i.KeySize, i.PublicKeySHA256, i.CSRSHA256,
 					fmtTime(i.NotBefore), fmtTime(i.NotAfter), fmtTime(i.IssuedAt), i.IssuerKeyID,
 					i.Authenticator, i.TokenSubject, i.RemoteAddr, i.BundleFingerprint, i.Certificate, i.Credential,
@@ -122,7 +122,12 @@ func (s *sqliteStore) commit(ctx context.Context, recs []record) error {
 				return fmt.Errorf("insert audit record: %w", err)
 			}
 		}
-		return nil
+		return inIssuanceGroups(iss, func(n int, args []any) error {
+			if _, err := tx.StmtContext(ctx, s.insIss[n]).ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("insert %d issuances: %w", n, err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("commit %d audit records: %w", len(recs), err)
@@ -216,7 +221,11 @@ func (s *sqliteStore) Close() error {
 
 func (s *sqliteStore) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insIss, s.insRef, s.insSum} {
+	stmts := []*sql.Stmt{s.insRef, s.insSum}
+	for _, st := range s.insIss {
+		stmts = append(stmts, st)
+	}
+	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

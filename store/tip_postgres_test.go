@@ -1,13 +1,9 @@
 package store
 
 import (
-	"fmt"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/rotor-dev/rotor"
 	"github.com/rotor-dev/rotor/internal/testenv"
@@ -73,70 +69,5 @@ func TestChainTip(t *testing.T) {
 	}
 	if !v.Intact() || v.Rows != 7 || v.Head != 7 {
 		t.Fatalf("after commits at the tip and missed guesses: %s", v.Report())
-	}
-}
-
-// TestIssuanceGroups commits batches of every awkward size, issuances
-// mixed with refusals, at the tip and by locking, and reads every row back
-// in its place.
-func TestIssuanceGroups(t *testing.T) {
-	t.Parallel()
-	url := testenv.PostgresURL(t)
-	s, err := Open(t.Context(), url, Options{Migrate: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := s.b.(*pgStore)
-	var want []string // serials, in chain order
-	rows := 0
-	for _, tc := range []struct {
-		n      int // issuances
-		locked bool
-	}{{1, false}, {3, false}, {5, true}, {21, false}, {64, true}, {85, false}, {256, false}} {
-		recs := make([]record, 0, tc.n+2)
-		for i := range tc.n {
-			iss := &rotor.Issuance{Serial: fmt.Sprintf("%x%04x", tc.n, i), SANs: []string{}, Certificate: []byte{},
-				Identity: rotor.Identity{Namespace: "ns", ServiceAccount: "sa"}, KeyAlgorithm: "ECDSA", KeySize: 256,
-				NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IssuedAt: time.Now()}
-			recs = append(recs, record{iss: iss, digest: issuanceDigest(iss)})
-			if i == 2 || i == tc.n-1 {
-				ref := &rotor.Refusal{Time: time.Now(), Reason: rotor.EBadCSR, Detail: "between issuances"}
-				recs = append(recs, record{ref: ref, digest: refusalDigest(ref)})
-			}
-		}
-		if tc.locked {
-			p.tip.mu.Lock()
-			p.tip.known = false
-			p.tip.mu.Unlock()
-		}
-		if err := p.commit(t.Context(), recs); err != nil {
-			t.Fatalf("commit %d issuances: %v", tc.n, err)
-		}
-		for _, r := range recs {
-			rows++
-			if r.iss != nil {
-				want = append(want, r.iss.Serial)
-			}
-		}
-	}
-	var got []string
-	q, err := p.pool.Query(t.Context(), `SELECT serial FROM issuances ORDER BY chain_seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err = pgx.CollectRows(q, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("issuances in chain order: %d rows, want %d (first %v)", len(got), len(want), got[:min(4, len(got))])
-	}
-	v, err := s.VerifyChain(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !v.Intact() || v.Rows != int64(rows) {
-		t.Fatalf("after grouped inserts: %s", v.Report())
 	}
 }
