@@ -124,6 +124,64 @@ func TestBatcherCoalesces(t *testing.T) {
 	})
 }
 
+// TestBatcherLinger checks that a batch of concurrent callers waits its
+// linger for more, and that a lone caller never waits.
+func TestBatcherLinger(t *testing.T) {
+	const linger = time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		sizes  []int
+	}{
+		{"lingering", linger, []int{1, 3}},
+		{"not lingering", 0, []int{1, 2, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := &committer{hold: make(chan struct{}, 3)}
+				log := slog.New(slog.DiscardHandler)
+				b := newBatcher(batchConfig{writers: 1, maxBatch: 64, timeout: time.Minute, linger: tc.linger, log: log},
+					c.commit)
+				defer b.Close()
+				start := time.Now()
+				c.hold <- struct{}{}
+				if err := b.Submit(t.Context(), 0); err != nil {
+					t.Fatal(err)
+				}
+				if waited := time.Since(start); waited != 0 {
+					t.Fatalf("a lone caller waited %v", waited)
+				}
+				// Items 1 and 2 queue behind a held commit of item 10; item 3
+				// comes half a linger after they are taken.
+				res := make(chan map[int]error, 2)
+				c.hold = make(chan struct{}, 3)
+				go func() { res <- submitAll(t.Context(), b, []int{10}) }()
+				synctest.Wait()
+				go func() { res <- submitAll(t.Context(), b, []int{1, 2}) }()
+				synctest.Wait()
+				c.hold <- struct{}{}
+				c.hold <- struct{}{}
+				c.hold <- struct{}{}
+				synctest.Wait()
+				go func() {
+					time.Sleep(linger / 2)
+					res <- submitAll(t.Context(), b, []int{3})
+				}()
+				for range 3 {
+					for it, err := range <-res {
+						if err != nil {
+							t.Errorf("Submit(%d): %v", it, err)
+						}
+					}
+				}
+				if got := c.sizes(); !slices.Equal(got[1:], tc.sizes) {
+					t.Fatalf("batch sizes after the first %v, want %v", got[1:], tc.sizes)
+				}
+			})
+		})
+	}
+}
+
 func TestBatcherMaxBatch(t *testing.T) {
 	c := &committer{}
 	b := testBatcher(c, 3, 8)
