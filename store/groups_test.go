@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -54,11 +53,11 @@ func TestIssuanceGroups(t *testing.T) {
 				defer rows.Close()
 				var got []string
 				for rows.Next() {
-					var serial sql.NullString
+					var serial string
 					if err := rows.Scan(&serial); err != nil {
 						t.Fatal(err)
 					}
-					got = append(got, serial.String)
+					got = append(got, serial)
 				}
 				if err := rows.Err(); err != nil {
 					t.Fatal(err)

@@ -34,7 +34,7 @@ const defaultBusyTimeout = 5 * time.Second
 // sqliteLinger is the SQLite writer's batchConfig.linger. Each commit
 // rewrites every index page it touches and syncs the WAL, and in-process
 // under load batches were about 6 records.
-var sqliteLinger = 500 * time.Microsecond
+const sqliteLinger = 500 * time.Microsecond
 
 // sqliteTime is how times are stored: UTC in SQLite's own datetime layout,
 // with a fraction only when there is one. Text order is then time order,

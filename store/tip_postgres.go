@@ -20,12 +20,10 @@ import (
 //	COMMIT
 //
 // instead of the four the locking path needs (BEGIN; SELECT ... FOR UPDATE;
-// the inserts; COMMIT). The UPDATE takes the head's row lock before any
-// insert, so the lock is held while Postgres writes and flushes, never
-// across a round trip to the client, and the next writer's transaction is
-// already waiting on it when the flush ends. Under load that idle time in
-// the serial part of every commit was what kept both cores from being
-// busy.
+// the inserts; COMMIT), which holds the head's row lock across two of
+// them, so every commit also waited on the CA being scheduled. Here the
+// UPDATE takes the lock before any insert, and it is held only while
+// Postgres writes and flushes.
 //
 // The guess is only ever an optimisation: the UPDATE's WHERE is what keeps
 // the chain whole. When anything else has moved the head (a replica, a CLI
@@ -121,12 +119,13 @@ func (s *pgStore) appendAtTip(ctx context.Context, recs []record) (done bool, er
 		return false, nil
 	}
 	head := from
-	inserts := &pgx.Batch{}
-	queueRecords(inserts, recs, &head)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(pgChainAdvance, from.seq, from.hash, head.seq, head.hash)
-	b.QueuedQueries = append(b.QueuedQueries, inserts.QueuedQueries...)
+	// The advance goes first, so the head's lock is taken before any
+	// insert; its new head is known once the inserts are linked.
+	advance := b.Queue(pgChainAdvance)
+	queueRecords(b, recs, &head)
+	advance.Arguments = []any{from.seq, from.hash, head.seq, head.hash}
 	b.Queue("COMMIT")
 	err = s.sendAtTip(ctx, b)
 	var pgErr *pgconn.PgError

@@ -167,9 +167,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	if _, set := os.LookupEnv("GOGC"); !set {
-		// Issuing allocates about 30 KB per certificate; at Go's default
-		// of 100 the collector took 7% of the CPU under load. 200 cut CPU
-		// per certificate by about that for 6 MB more resident memory.
+		// Issuing allocates over 20 KB per certificate (22 KB in
+		// BenchmarkIssueInProcess, before HTTP); at Go's default of 100
+		// the collector took 7% of the CPU under load. 200 cut CPU per
+		// certificate by about that for 6 MB more resident memory.
 		debug.SetGCPercent(servingGCPercent)
 	}
 	var cfg serveConfig
